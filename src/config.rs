@@ -1,0 +1,246 @@
+//! The typed, validated configuration.
+//!
+//! Two layers: [`file`] mirrors the YAML with serde (unknown keys rejected, defaults filled in),
+//! and this module turns it into a [`Config`] with real types (socket addresses, durations,
+//! header names, compiled rules), reporting every problem with the YAML key it concerns.
+//! `${VAR}` / `${file:/path}` substitution ([`secret`]) runs on parsed scalar values.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+use ipnet::IpNet;
+
+use crate::access::RuleSet;
+use crate::identity::User;
+
+mod file;
+pub mod secret;
+
+pub use secret::Secret;
+
+/// Default proxy listener.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:4180";
+/// Default admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
+/// Default session API path.
+pub const DEFAULT_SESSION_API_PATH: &str = "/session";
+/// Default session cookie name.
+pub const DEFAULT_COOKIE_NAME: &str = "portcullis_session";
+/// Default Redis key prefix.
+pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
+/// Minimum length of a session secret, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// A configuration problem, naming the YAML key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML does not parse or does not match the expected shape (including unknown keys).
+    #[error("invalid config: {0}")]
+    Syntax(#[source] serde_yaml::Error),
+    /// A value is wrong; `key` is the dotted YAML path (`session.cookie.same_site`).
+    #[error("invalid config at `{key}`: {message}")]
+    Invalid {
+        /// Dotted YAML key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Proxy listener address.
+    pub listen: SocketAddr,
+    /// Admin listener address (`/healthz`, `/readyz`).
+    pub admin_listen: SocketAddr,
+    /// The origin browsers use, when TLS is terminated in front of Portcullis.
+    pub public_url: Option<PublicUrl>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Certificate and key files when Portcullis terminates TLS itself.
+    pub tls: Option<TlsConfig>,
+    /// Where and how requests are forwarded.
+    pub upstream: UpstreamConfig,
+    /// Session storage and cookie.
+    pub session: SessionConfig,
+    /// The session API path (this path and everything under it belong to Portcullis).
+    pub session_api_path: String,
+    /// Local users (from `users` and `users_file`).
+    pub users: Vec<User>,
+    /// Identity header names and the client headers always stripped.
+    pub identity_headers: IdentityHeaders,
+    /// Access rules.
+    pub access: RuleSet,
+    /// Password hashing limits.
+    pub identity: IdentityConfig,
+    /// Shutdown timing.
+    pub shutdown: ShutdownConfig,
+    /// Admin listener behaviour.
+    pub admin: AdminConfig,
+    /// Client connection timeouts.
+    pub server: ServerConfig,
+    /// Warnings found while loading (printed at start-up and by `--check-config`).
+    pub warnings: Vec<String>,
+}
+
+/// `public_url`, reduced to what Portcullis uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `scheme://host[:port]`, lower-cased, default port omitted.
+    pub origin: String,
+    /// Whether the scheme is https.
+    pub https: bool,
+}
+
+/// `tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+/// `upstream`.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Base URL (`http://host:port[/prefix]`); the prefix, if any, is kept.
+    pub url: Uri,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// From the last request-body byte to the response head.
+    pub timeout: Duration,
+    /// No bytes either way for this long: 504 before the head, reset after it.
+    pub idle_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Which `Host` the upstream receives.
+    pub host_header: HostHeader,
+}
+
+/// `upstream.host_header`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's `Host` (`preserve`).
+    Preserve,
+    /// The upstream URL's authority (`upstream`).
+    Upstream,
+    /// A fixed value.
+    Literal(HeaderValue),
+}
+
+/// `session`.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Which store backend.
+    pub store: StoreConfig,
+    /// Prefix of every store key.
+    pub key_prefix: String,
+    /// Signing secrets: the first signs, all verify. Raw bytes as configured (HKDF runs later).
+    pub secrets: Vec<Secret<Vec<u8>>>,
+    /// True when no secret was configured and one was generated at start-up (memory store only).
+    pub secret_generated: bool,
+    /// Sliding idle timeout.
+    pub idle_timeout: Duration,
+    /// Absolute lifetime, never extended.
+    pub absolute_timeout: Duration,
+    /// Cookie attributes.
+    pub cookie: CookieConfig,
+}
+
+/// `session.store` with its backend's settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// In-process memory (one process, development).
+    Memory,
+    /// Redis.
+    Redis(RedisConfig),
+}
+
+/// Redis connection settings.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://` URL (may hold a password, hence secret).
+    pub url: Secret<String>,
+    /// Per-command timeout; past it the store counts as down.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// `session.cookie`, resolved (`secure: auto` already decided).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// Cookie name.
+    pub name: String,
+    /// Whether the cookie carries `Secure`.
+    pub secure: bool,
+    /// `SameSite` attribute.
+    pub same_site: cookie::SameSite,
+    /// `Domain` attribute (host-only when unset).
+    pub domain: Option<String>,
+    /// `Path` attribute.
+    pub path: String,
+}
+
+/// `identity_headers`.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// Header carrying the user name.
+    pub user: HeaderName,
+    /// Header carrying the comma-separated roles.
+    pub roles: HeaderName,
+    /// Client header patterns always removed (exact names or `prefix*`), lower-cased, `_` as `-`.
+    pub strip: Vec<String>,
+}
+
+/// `identity`: password hashing limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// Hashes computed at once.
+    pub max_concurrent_hashes: usize,
+    /// Logins waiting for a hashing slot before 503 `login_busy`.
+    pub hash_queue: usize,
+    /// Largest memory cost a users entry may need, in KiB.
+    pub max_hash_memory_kib: u32,
+}
+
+/// `shutdown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// Time between the signal (readiness failing) and closing the listeners.
+    pub drain_delay: Duration,
+    /// Time in-flight requests get to finish.
+    pub grace_period: Duration,
+}
+
+/// `admin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Whether `/readyz` fails while the store is down.
+    pub ready_requires_store: bool,
+}
+
+/// Client-side connection timeouts (`keepalive_timeout`, `header_read_timeout`,
+/// `tls_handshake_timeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Idle keep-alive connections are closed after this long.
+    pub keepalive_timeout: Duration,
+    /// A client must finish sending request headers within this long.
+    pub header_read_timeout: Duration,
+    /// A TLS handshake must finish within this long.
+    pub tls_handshake_timeout: Duration,
+}
