@@ -1,8 +1,40 @@
 //! Portcullis: an authentication gateway.
+//!
+//! A reverse proxy that owns a session API (`POST`/`GET`/`DELETE /session`), keeps sessions in
+//! Redis (or memory, for development), and forwards each allowed request to one upstream with
+//! identity headers injected. Everything else it rejects.
+//!
+//! # Layout
+//!
+//! - [`config`]: the typed, validated configuration (YAML, `${VAR}` / `${file:...}`).
+//! - [`server`]: listeners, accept loops, TLS ([`tls`]), graceful drain.
+//! - [`router`]: canonical path, then one match: session API or gateway.
+//! - [`access`]: path canonicalization and access rules; pure.
+//! - [`gateway`]: the phases of a proxied request: authorize, prepare, forward.
+//! - [`headers`]: header hygiene as pure functions.
+//! - [`forward`]: the upstream client and its timeouts.
+//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
+//! - [`session_api`]: log in, tell the session, log out.
+//! - [`identity`]: users and password verification on a bounded pool.
+//! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
+//! - [`error`] and [`response`]: the one place errors become responses, and response builders.
+//! - [`state`]: the immutable state shared by every request.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rust_2018_idioms)]
 
 pub mod access;
+pub mod admin;
 pub mod config;
+pub mod error;
+pub mod forward;
+pub mod gateway;
+pub mod headers;
 pub mod identity;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod session_api;
+pub mod state;
+pub mod tls;

@@ -1,1 +1,117 @@
-fn main(){}
+//! The `portcullis` command: run the gateway, check a config, or hash a password.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::config::Config;
+use portcullis::server::{self, Listeners};
+use portcullis::state::AppState;
+
+/// Exit status for an invalid configuration (sysexits `EX_CONFIG`).
+const EX_CONFIG: u8 = 78;
+
+/// Portcullis: an authentication gateway in front of any HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    /// The YAML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (0 valid, 78 invalid).
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read one password line on stdin and print its argon2id hash for a users entry.
+    HashPassword,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        return hash_password();
+    }
+    let Some(path) = cli.config else {
+        eprintln!("portcullis: --config FILE is required (see config.example.yaml)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("portcullis: {}", portcullis::error::ErrorChain(&err));
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if cli.check_config {
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!("config OK: {}", path.display());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing();
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the Tokio runtime");
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let listeners = match Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            tracing::error!(error = %portcullis::error::ErrorChain(&err), "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = match AppState::new(config) {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::error!(error = %portcullis::error::ErrorChain(&err), "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    server::run(listeners, state, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("portcullis: cannot read the password from stdin: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("portcullis: empty password (pipe one line on stdin)");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", portcullis::identity::hash_password(password));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,160 @@
+//! The request-level error and the one place that turns errors into responses.
+//!
+//! Status follows blame: client fault 4xx, policy 401/403, store down 503, upstream refused 502,
+//! upstream slow 504, anything else 500. Bodies stay short and generic; causes go to the log.
+
+use http::header::{HeaderValue, ALLOW};
+use http::{Response, StatusCode};
+
+use crate::access::PathError;
+use crate::forward::ForwardError;
+use crate::response::{self, Body};
+use crate::session::StoreError;
+
+/// Everything that can end a request with an error response.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The request target is malformed or ambiguous.
+    #[error("bad request target: {0}")]
+    BadPath(#[from] PathError),
+    /// Another malformed request.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// No valid session where one is needed.
+    #[error("no valid session")]
+    Unauthenticated,
+    /// A login failed.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A session that may not do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// Nothing at this path.
+    #[error("not found")]
+    NotFound,
+    /// Wrong method; `allow` lists the right ones.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// Value of the `Allow` header.
+        allow: &'static str,
+    },
+    /// Body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Body of the wrong type.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The session store is down.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The hashing queue is full.
+    #[error("login busy")]
+    LoginBusy,
+    /// The upstream failed.
+    #[error(transparent)]
+    Upstream(#[from] ForwardError),
+    /// A bug: a panic or an impossible state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RequestError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use RequestError::*;
+        match self {
+            BadPath(_) | BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request is malformed.",
+            ),
+            Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "A valid session is required.",
+            ),
+            InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid username or password.",
+            ),
+            Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This session may not access this resource.",
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found."),
+            MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed.",
+            ),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "The request body must be application/json.",
+            ),
+            Store(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session_store_unavailable",
+                "The session store is unavailable.",
+            ),
+            LoginBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "login_busy",
+                "Too many logins in progress; retry shortly.",
+            ),
+            Upstream(ForwardError::Timeout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "The upstream did not answer in time.",
+            ),
+            Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The upstream could not be reached.",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal error.",
+            ),
+        }
+    }
+}
+
+/// Turn an error into the response the client gets, logging what the client is not told.
+pub fn rescue(err: &RequestError) -> Response<Body> {
+    let (status, code, message) = err.parts();
+    if status.is_server_error() {
+        tracing::warn!(error = %ErrorChain(err), status = status.as_u16(), "request failed");
+    } else {
+        tracing::debug!(error = %err, status = status.as_u16(), "request refused");
+    }
+    let mut response = response::error(status, code, message);
+    if let RequestError::MethodNotAllowed { allow } = err {
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// Displays an error with its whole `source()` chain.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! Header hygiene: small pure functions applied to every forwarded request and response.
+//!
+//! Names are compared after lower-casing and reading `_` as `-`, because some upstream servers
+//! treat `X_Auth_User` as `X-Auth-User`. Hop-by-hop headers are removed before identity headers
+//! are added, so a client's `Connection:` can never remove what Portcullis injects.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy and HTTP/2 ones proxies must not pass.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// Headers that ask a server to treat the request as another method.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers carrying forwarding context; believed only from trusted proxies.
+const FORWARDING_EXACT: &[&str] = &[
+    "forwarded",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-real-ip",
+    "x-original-uri",
+];
+const FORWARDING_PREFIX: &str = "x-forwarded-";
+
+/// Where a request came from, as far as the forwarding headers are concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardedContext<'a> {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// Whether the peer is in `trusted_proxies` (its forwarding headers are believed and extended).
+    pub peer_trusted: bool,
+    /// `http` or `https`, as Portcullis received the request.
+    pub proto: &'static str,
+    /// The authority the client addressed, if any.
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// A header name lower-cased (already so in `http`) with `_` read as `-`.
+fn normalized(name: &HeaderName) -> Cow<'_, str> {
+    let s = name.as_str();
+    if s.contains('_') {
+        Cow::Owned(s.replace('_', "-"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Remove every header whose normalized name satisfies `doomed`.
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| doomed(&normalized(name)))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(&name);
+    }
+}
+
+/// Remove hop-by-hop headers and every header named in `Connection` (framing headers excepted:
+/// hyper owns those).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let nominated: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase().replace('_', "-"))
+        .filter(|t| !t.is_empty() && t != "content-length" && t != "host")
+        .collect();
+    remove_where(headers, |name| {
+        HOP_BY_HOP.contains(&name) || nominated.iter().any(|n| n == name)
+    });
+}
+
+/// Remove method-override headers.
+pub fn remove_method_overrides(headers: &mut HeaderMap) {
+    remove_where(headers, |name| METHOD_OVERRIDES.contains(&name));
+}
+
+/// Whether `name` (normalized) matches one strip pattern: an exact name or `prefix*`.
+fn matches_pattern(name: &str, pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    }
+}
+
+/// Remove every client header that could be mistaken for identity: the configured identity
+/// header names and every `strip` pattern (patterns are lower-case with `-`).
+pub fn strip_identity_headers(headers: &mut HeaderMap, names: &[&HeaderName], strip: &[String]) {
+    let names: Vec<Cow<'_, str>> = names.iter().map(|n| normalized(n)).collect();
+    remove_where(headers, |name| {
+        names.iter().any(|n| n == name) || strip.iter().any(|p| matches_pattern(name, p))
+    });
+}
+
+/// Set the identity headers: exactly one user header and one roles header (maybe empty).
+pub fn inject_identity(
+    headers: &mut HeaderMap,
+    user_header: &HeaderName,
+    roles_header: &HeaderName,
+    user: &str,
+    roles: &[String],
+) {
+    let user = HeaderValue::from_str(user).expect("usernames are validated header-safe");
+    let roles = HeaderValue::from_str(&roles.join(",")).expect("roles are validated header-safe");
+    headers.insert(user_header.clone(), user);
+    headers.insert(roles_header.clone(), roles);
+}
+
+/// Iterate over every `name=value` pair in every `Cookie` field, as raw bytes.
+pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .map(|pair| {
+            let pair = pair.trim_ascii();
+            match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (pair[..i].trim_ascii(), pair[i + 1..].trim_ascii()),
+                None => (pair, &pair[pair.len()..]),
+            }
+        })
+        .filter(|(name, _)| !name.is_empty())
+}
+
+/// Merge every `Cookie` field into one, without the session cookie; none when nothing is left.
+pub fn remove_session_cookie(headers: &mut HeaderMap, cookie_name: &str) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let mut kept: Vec<u8> = Vec::new();
+    for field in headers.get_all(header::COOKIE) {
+        for pair in field.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            if pair.is_empty() || name == cookie_name.as_bytes() {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(pair);
+        }
+    }
+    headers.remove(header::COOKIE);
+    if let Ok(value) = HeaderValue::from_bytes(&kept) {
+        if !kept.is_empty() {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+}
+
+/// Set `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer every client-sent
+/// forwarding header is removed first; from a trusted proxy they are kept and the chain extended.
+pub fn set_forwarded(headers: &mut HeaderMap, ctx: ForwardedContext<'_>) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let xfp = HeaderName::from_static("x-forwarded-proto");
+    let xfh = HeaderName::from_static("x-forwarded-host");
+    let peer = ctx.peer.to_string();
+    if ctx.peer_trusted {
+        let chain: Vec<&str> = headers
+            .get_all(&xff)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let mut value = chain.join(", ");
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        value.push_str(&peer);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(xff, value);
+        }
+    } else {
+        remove_where(headers, |name| {
+            name.starts_with(FORWARDING_PREFIX) || FORWARDING_EXACT.contains(&name)
+        });
+        headers.insert(
+            xff,
+            HeaderValue::from_str(&peer).expect("an IP address is header-safe"),
+        );
+    }
+    if !headers.contains_key(&xfp) {
+        headers.insert(xfp, HeaderValue::from_static(ctx.proto));
+    }
+    if !headers.contains_key(&xfh) {
+        if let Some(host) = ctx.host {
+            headers.insert(xfh, host.clone());
+        }
+    }
+}
+
+/// Clean an upstream response: hop-by-hop headers and any `Set-Cookie` for the session cookie.
+pub fn clean_response(headers: &mut HeaderMap, cookie_name: &str) {
+    remove_hop_by_hop(headers);
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for value in cookies {
+        let name = value
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if name != cookie_name.as_bytes() {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn connection_nominated_and_standard_hop_by_hop_headers_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Auth-User, x_custom"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAA"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-connection", "keep-alive"),
+            ("x-auth-user", "mallory"),
+            ("x-custom", "1"),
+            ("content-length", "4"),
+            ("accept", "*/*"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["accept", "content-length"]);
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_in_every_spelling() {
+        let mut h = map(&[
+            ("x-auth-user", "a"),
+            ("X_Auth_User", "b"),
+            ("x-auth-roles", "admin"),
+            ("x-auth-foo", "1"),
+            ("remote-user", "c"),
+            ("x_forwarded_user", "d"),
+            ("accept", "*/*"),
+        ]);
+        let user = HeaderName::from_static("x-auth-user");
+        let roles = HeaderName::from_static("x-auth-roles");
+        let strip = vec![
+            "x-auth-*".to_owned(),
+            "remote-user".to_owned(),
+            "x-forwarded-user".to_owned(),
+        ];
+        strip_identity_headers(&mut h, &[&user, &roles], &strip);
+        assert_eq!(names(&h), ["accept"]);
+        inject_identity(
+            &mut h,
+            &user,
+            &roles,
+            "alice",
+            &["reader".into(), "x".into()],
+        );
+        assert_eq!(h.get_all(&user).iter().count(), 1);
+        assert_eq!(h[&roles], "reader,x");
+    }
+
+    #[test]
+    fn session_cookie_is_removed_and_fields_merged() {
+        let mut h = map(&[
+            ("cookie", "a=1; sid=secret"),
+            ("cookie", "b=2"),
+            ("cookie", "sid=x;c=3"),
+        ]);
+        remove_session_cookie(&mut h, "sid");
+        assert_eq!(
+            h.get_all(header::COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2; c=3"]
+        );
+        let mut h = map(&[("cookie", "sid=only")]);
+        remove_session_cookie(&mut h, "sid");
+        assert!(!h.contains_key(header::COOKIE));
+    }
+
+    #[test]
+    fn cookie_pairs_reads_every_field() {
+        let h = map(&[
+            ("cookie", "a=1;  sid=x ; ;;"),
+            ("cookie", "sid"),
+            ("cookie", "b="),
+        ]);
+        let pairs: Vec<_> = cookie_pairs(&h).collect();
+        assert_eq!(
+            pairs,
+            [
+                (&b"a"[..], &b"1"[..]),
+                (b"sid", b"x"),
+                (b"sid", b""),
+                (b"b", b"")
+            ]
+        );
+    }
+
+    #[test]
+    fn untrusted_forwarding_headers_are_replaced() {
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-prefix", "/public"),
+            ("x_forwarded_uri", "/public"),
+            ("x-original-url", "/public/a"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        let host = HeaderValue::from_static("gw.example.test");
+        let ctx = ForwardedContext {
+            peer: "10.0.0.9".parse().unwrap(),
+            peer_trusted: false,
+            proto: "http",
+            host: Some(&host),
+        };
+        set_forwarded(&mut h, ctx);
+        assert_eq!(
+            names(&h),
+            ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-host"], "gw.example.test");
+    }
+
+    #[test]
+    fn trusted_forwarding_chain_is_extended() {
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let ctx = ForwardedContext {
+            peer: "10.0.0.9".parse().unwrap(),
+            peer_trusted: true,
+            proto: "http",
+            host: None,
+        };
+        set_forwarded(&mut h, ctx);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn response_loses_hop_by_hop_and_our_cookie_only() {
+        let mut h = map(&[
+            ("connection", "X-Foo"),
+            ("x-foo", "1"),
+            ("set-cookie", "sid=evil; Path=/"),
+            ("set-cookie", "theirs=1"),
+            ("content-type", "text/plain"),
+        ]);
+        clean_response(&mut h, "sid");
+        assert_eq!(names(&h), ["content-type", "set-cookie"]);
+        assert_eq!(h["set-cookie"], "theirs=1");
+    }
+}

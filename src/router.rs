@@ -1,0 +1,107 @@
+//! The first look at every proxied-listener request: refuse what is never valid, canonicalize the
+//! path, then one match: the session API or the gateway.
+
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
+use http::{Method, Request, Response, Version};
+use hyper::body::Incoming;
+
+use crate::access::{canonicalize, PathError};
+use crate::error::{rescue, RequestError};
+use crate::response::Body;
+use crate::state::{AppState, ConnInfo};
+use crate::{gateway, session_api};
+
+/// Where a canonical path belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The session API itself.
+    SessionApi,
+    /// Under the session API path but not a known endpoint: 404, never forwarded.
+    SessionApiUnknown,
+    /// Everything else: access rules, then the upstream.
+    Gateway,
+}
+
+/// Decide where `canonical_path` goes. The session API subtree is matched case-insensitively,
+/// so no spelling of it is ever forwarded.
+pub fn route(canonical_path: &str, api_path: &str) -> Route {
+    let lower = canonical_path.to_ascii_lowercase();
+    let api = api_path.to_ascii_lowercase();
+    if canonical_path == api_path {
+        Route::SessionApi
+    } else if lower == api
+        || lower
+            .strip_prefix(&api)
+            .is_some_and(|rest| rest.starts_with('/'))
+    {
+        Route::SessionApiUnknown
+    } else {
+        Route::Gateway
+    }
+}
+
+/// Handle one request on the proxy listener. Never panics outward: a panic becomes a 500 and
+/// nothing is forwarded after it.
+pub async fn handle(
+    state: &AppState,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let result = AssertUnwindSafe(dispatch(state, conn, request))
+        .catch_unwind()
+        .await;
+    match result {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => rescue(&err),
+        Err(_) => rescue(&RequestError::Internal("request handler panicked".into())),
+    }
+}
+
+async fn dispatch(
+    state: &AppState,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, RequestError> {
+    // Checked before the path: these methods have target forms of their own.
+    if request.method() == Method::TRACE || request.method() == Method::CONNECT {
+        return Err(RequestError::MethodNotAllowed {
+            allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+        });
+    }
+    let uri = request.uri();
+    // HTTP/2 always carries scheme and authority; on HTTP/1 they mean absolute-form.
+    if request.version() < Version::HTTP_2 && (uri.scheme().is_some() || uri.authority().is_some())
+    {
+        return Err(PathError::NotOriginForm.into());
+    }
+    let path = canonicalize(uri.path())?;
+    match route(&path, &state.config.session_api_path) {
+        Route::SessionApi => session_api::handle(state, conn, request).await,
+        Route::SessionApiUnknown => Err(RequestError::NotFound),
+        Route::Gateway => gateway::proxy(state, conn, request, path).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_api_subtree_is_never_the_gateway() {
+        assert_eq!(route("/session", "/session"), Route::SessionApi);
+        for p in [
+            "/Session",
+            "/SESSION",
+            "/session/",
+            "/session/x",
+            "/Session/all",
+        ] {
+            assert_eq!(route(p, "/session"), Route::SessionApiUnknown, "{p}");
+        }
+        for p in ["/sessions", "/api/session", "/", "/sessionx/y"] {
+            assert_eq!(route(p, "/session"), Route::Gateway, "{p}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Listeners, the accept loops, per-connection TLS and HTTP, and graceful shutdown.
+//!
+//! Binding is separate from running so that tests (and `--check-config`) can bind port 0 and read
+//! the address back. Each connection is served in its own task; the TLS handshake happens inside
+//! that task, under a timeout, so a slow handshake never blocks the accept loop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, ServerConfig};
+use crate::state::{AppState, ConnInfo};
+use crate::tls::{self, TlsError};
+use crate::{admin, router};
+
+/// Most request header fields accepted on one request.
+const MAX_HEADERS: usize = 100;
+/// Largest HTTP/1 read buffer, which bounds the size of a request head.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Why the listeners could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// The bound proxy and admin listeners, plus the TLS acceptor when TLS is configured.
+pub struct Listeners {
+    proxy: TcpListener,
+    admin: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("proxy", &self.proxy)
+            .field("admin", &self.admin)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Listeners {
+    /// Bind both listeners and load the TLS certificate, as configured.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let tls = match &config.tls {
+            Some(tls) => Some(TlsAcceptor::from(tls::server_config(tls)?)),
+            None => None,
+        };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })
+        };
+        Ok(Self {
+            proxy: bind(config.listen).await?,
+            admin: bind(config.admin_listen).await?,
+            tls,
+        })
+    }
+
+    /// The proxy listener's address.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+}
+
+/// Serve until `shutdown` completes, then drain: readiness fails, after `drain_delay` the
+/// listeners close, and in-flight requests get `grace_period` to finish.
+pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let Listeners { proxy, admin, tls } = listeners;
+    let store_watch = admin::spawn_store_watch(Arc::clone(&state));
+    let graceful = GracefulShutdown::new();
+    let http = http_builder(&state.config.server);
+    tracing::info!(
+        proxy = %proxy.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        tls = tls.is_some(),
+        "portcullis listening"
+    );
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = proxy.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    serve_proxy(stream, peer, tls.clone(), &state, &http, &graceful);
+                }
+                Err(err) => accept_failed(err).await,
+            },
+            accepted = admin.accept() => match accepted {
+                Ok((stream, _)) => serve_admin(stream, &state, &http, &graceful),
+                Err(err) => accept_failed(err).await,
+            },
+            () = &mut shutdown => break,
+        }
+    }
+
+    state.draining.store(true, Ordering::Relaxed);
+    let shutdown_config = state.config.shutdown.clone();
+    tracing::info!(drain_delay = ?shutdown_config.drain_delay, "shutting down: draining");
+    if !shutdown_config.drain_delay.is_zero() {
+        // Keep serving while load balancers notice the failing readiness.
+        let deadline = tokio::time::sleep(shutdown_config.drain_delay);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                accepted = proxy.accept() => if let Ok((stream, peer)) = accepted {
+                    serve_proxy(stream, peer, tls.clone(), &state, &http, &graceful);
+                },
+                accepted = admin.accept() => if let Ok((stream, _)) = accepted {
+                    serve_admin(stream, &state, &http, &graceful);
+                },
+                () = &mut deadline => break,
+            }
+        }
+    }
+    drop((proxy, admin));
+    store_watch.abort();
+    match tokio::time::timeout(shutdown_config.grace_period, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(config.keepalive_timeout / 3))
+        .keep_alive_timeout(config.keepalive_timeout / 3);
+    builder
+}
+
+async fn accept_failed(err: std::io::Error) {
+    // Usually EMFILE: back off briefly instead of spinning.
+    tracing::warn!(error = %err, "accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+fn serve_proxy(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    state: &Arc<AppState>,
+    http: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let state = Arc::clone(state);
+    let http = http.clone();
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let conn = ConnInfo {
+            peer,
+            tls: tls.is_some(),
+        };
+        let service = {
+            let state = Arc::clone(&state);
+            service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(router::handle(&state, conn, request).await) }
+            })
+        };
+        let Some(acceptor) = tls else {
+            return serve_io(stream, service, &http, watcher).await;
+        };
+        let timeout = state.config.server.tls_handshake_timeout;
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_io(stream, service, &http, watcher).await,
+            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    });
+}
+
+fn serve_admin(
+    stream: TcpStream,
+    state: &Arc<AppState>,
+    http: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+) {
+    let state = Arc::clone(state);
+    let service = service_fn(move |request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(admin::handle(&state, &request)) }
+    });
+    let http = http.clone();
+    let watcher = graceful.watcher();
+    tokio::spawn(async move { serve_io(stream, service, &http, watcher).await });
+}
+
+async fn serve_io<I, S>(
+    io: I,
+    service: S,
+    http: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::response::Body>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(err) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
+}

@@ -1,0 +1,422 @@
+//! Sessions: ids, signed cookies, records, and the lifecycle rules around them.
+//!
+//! A session id is 256 bits from the OS; the cookie carries the id and an HMAC of it, so a forged
+//! or damaged cookie is refused without touching the store. The store key is a SHA-256 of the id,
+//! so neither a key listing nor a log line can be replayed as a cookie.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{CookieConfig, Secret, SessionConfig};
+use crate::headers::cookie_pairs;
+use crate::identity::{credential_fingerprint, Users};
+
+pub mod store;
+
+pub use store::{SessionStore, StoreError};
+
+/// Length of a session id in bytes (256 bits).
+const ID_LEN: usize = 32;
+/// Length of a base64url (unpadded) encoding of 32 bytes.
+const B64_32_LEN: usize = 43;
+/// Cookie value length: id, `.`, MAC.
+const COOKIE_VALUE_LEN: usize = B64_32_LEN + 1 + B64_32_LEN;
+/// HKDF `info` for the cookie signing key; a new purpose gets a new label.
+const SIGNING_KEY_INFO: &[u8] = b"portcullis cookie signing v1";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A session id: 256 random bits. Never logged, never stored as such.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId([u8; ID_LEN]);
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
+impl SessionId {
+    /// A fresh id from the OS CSPRNG.
+    pub fn generate() -> Self {
+        let mut id = [0u8; ID_LEN];
+        getrandom::getrandom(&mut id).expect("the OS random number generator failed");
+        Self(id)
+    }
+
+    /// `hex(SHA-256(id))`: the part of the store key that names this session.
+    pub fn digest_hex(&self) -> String {
+        hex::encode(Sha256::digest(self.0))
+    }
+}
+
+/// Signs and verifies cookie values (`base64url(id) "." base64url(HMAC-SHA256(key, id))`).
+#[derive(Clone)]
+pub struct CookieSigner {
+    keys: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for CookieSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CookieSigner({} keys, [redacted])", self.keys.len())
+    }
+}
+
+/// A cookie that verified: the id, and whether it was signed by a key other than the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The session id.
+    pub id: SessionId,
+    /// True when an older secret verified it, so the client should get a re-signed cookie.
+    pub stale_key: bool,
+}
+
+impl CookieSigner {
+    /// Derive one signing key per secret with HKDF-SHA256. The first signs, all verify.
+    ///
+    /// # Panics
+    /// If `secrets` is empty (the config layer guarantees at least one).
+    pub fn new(secrets: &[Secret<Vec<u8>>]) -> Self {
+        assert!(
+            !secrets.is_empty(),
+            "at least one session secret is required"
+        );
+        let keys = secrets
+            .iter()
+            .map(|secret| {
+                let mut key = [0u8; 32];
+                hkdf::Hkdf::<Sha256>::new(None, secret.expose())
+                    .expand(SIGNING_KEY_INFO, &mut key)
+                    .expect("32 bytes is a valid HKDF-SHA256 output length");
+                key
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// The cookie value for `id`, signed with the first key.
+    pub fn sign(&self, id: &SessionId) -> String {
+        let mac = mac(&self.keys[0], id).finalize().into_bytes();
+        let mut value = String::with_capacity(COOKIE_VALUE_LEN);
+        URL_SAFE_NO_PAD.encode_string(id.0, &mut value);
+        value.push('.');
+        URL_SAFE_NO_PAD.encode_string(mac, &mut value);
+        value
+    }
+
+    /// Check a cookie value's exact shape and its MAC (in constant time) against every key.
+    pub fn verify(&self, value: &[u8]) -> Option<Verified> {
+        if value.len() != COOKIE_VALUE_LEN || value[B64_32_LEN] != b'.' {
+            return None;
+        }
+        let id: [u8; ID_LEN] = decode_32(&value[..B64_32_LEN])?;
+        let tag: [u8; 32] = decode_32(&value[B64_32_LEN + 1..])?;
+        let id = SessionId(id);
+        let index = self
+            .keys
+            .iter()
+            .position(|key| mac(key, &id).verify_slice(&tag).is_ok())?;
+        Some(Verified {
+            id,
+            stale_key: index > 0,
+        })
+    }
+}
+
+fn mac(key: &[u8; 32], id: &SessionId) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(&id.0);
+    mac
+}
+
+fn decode_32(b64: &[u8]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 33];
+    // The strict decoder refuses non-canonical trailing bits, so each id has one spelling.
+    match URL_SAFE_NO_PAD.decode_slice(b64, &mut out) {
+        Ok(32) => out[..32].try_into().ok(),
+        _ => None,
+    }
+}
+
+/// What the store holds for one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// User name.
+    pub user: String,
+    /// Roles at login, for display only: the current users entry is authoritative.
+    pub roles: Vec<String>,
+    /// Fingerprint of the credential the session was created from.
+    pub credential: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: u64,
+    /// Last refresh of the idle deadline, ms since the Unix epoch.
+    pub last_seen_at: u64,
+    /// Idle deadline, ms since the Unix epoch.
+    pub idle_expires_at: u64,
+    /// Absolute deadline, ms since the Unix epoch; never extended.
+    pub expires_at: u64,
+    /// Client address at login.
+    pub client_addr: String,
+    /// User agent at login.
+    pub user_agent: String,
+}
+
+impl SessionRecord {
+    /// Time left until the record must be gone: the earlier of both deadlines.
+    fn ttl(&self, now: u64) -> Duration {
+        Duration::from_millis(
+            self.idle_expires_at
+                .min(self.expires_at)
+                .saturating_sub(now),
+        )
+    }
+}
+
+/// The session cookie as found in a request's `Cookie` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieLookup<'a> {
+    /// No cookie of that name.
+    Absent,
+    /// More than one: never pick one.
+    Duplicate,
+    /// Exactly one, with this raw value.
+    Present(&'a [u8]),
+}
+
+/// A valid session for the current request.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    /// The session id.
+    pub id: SessionId,
+    /// The stored record (after any refresh).
+    pub record: SessionRecord,
+    /// Current roles from the users list.
+    pub roles: Vec<String>,
+    /// The cookie verified under an older secret: re-issue it when convenient.
+    pub stale_key: bool,
+}
+
+/// Sessions over a store: create, resolve a request's cookie, end.
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+    signer: CookieSigner,
+    key_prefix: String,
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    cookie: CookieConfig,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("cookie", &self.cookie.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions as configured, over `store`.
+    pub fn new(config: &SessionConfig, store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            store,
+            signer: CookieSigner::new(&config.secrets),
+            key_prefix: config.key_prefix.clone(),
+            idle_timeout: config.idle_timeout,
+            absolute_timeout: config.absolute_timeout,
+            cookie: config.cookie.clone(),
+        }
+    }
+
+    /// The underlying store (for health checks).
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie.name
+    }
+
+    /// Find the session cookie in every `Cookie` field of `headers`.
+    pub fn find_cookie<'h>(&self, headers: &'h HeaderMap) -> CookieLookup<'h> {
+        let mut found = CookieLookup::Absent;
+        for (name, value) in cookie_pairs(headers) {
+            if name == self.cookie.name.as_bytes() {
+                if found != CookieLookup::Absent {
+                    return CookieLookup::Duplicate;
+                }
+                found = CookieLookup::Present(value);
+            }
+        }
+        found
+    }
+
+    /// Start a session for `user` and return the signed cookie value with the record.
+    pub async fn create(
+        &self,
+        user: &crate::identity::User,
+        client_addr: String,
+        user_agent: String,
+    ) -> Result<(String, SessionRecord), StoreError> {
+        let now = now_ms();
+        let record = SessionRecord {
+            user: user.username.clone(),
+            roles: user.roles.clone(),
+            credential: credential_fingerprint(&user.password_hash),
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now.saturating_add(ms(self.idle_timeout)),
+            expires_at: now.saturating_add(ms(self.absolute_timeout)),
+            client_addr,
+            user_agent,
+        };
+        let value = serde_json::to_vec(&record).expect("a record always serializes");
+        loop {
+            let id = SessionId::generate();
+            // NX: a record is only ever written under an id generated right here.
+            if self
+                .store
+                .create(&self.key(&id), &value, record.ttl(now))
+                .await?
+            {
+                return Ok((self.signer.sign(&id), record));
+            }
+        }
+    }
+
+    /// Resolve the request's session: `Ok(None)` for no cookie, a duplicate, a bad signature,
+    /// an unknown or expired record, or a credential that no longer matches (that record is
+    /// deleted). A verified cookie costs one store read, plus one write at most every quarter of
+    /// the idle timeout.
+    pub async fn resolve(
+        &self,
+        headers: &HeaderMap,
+        users: &Users,
+    ) -> Result<Option<ActiveSession>, StoreError> {
+        let value = match self.find_cookie(headers) {
+            CookieLookup::Present(value) => value,
+            CookieLookup::Absent => return Ok(None),
+            CookieLookup::Duplicate => {
+                tracing::warn!(cookie = %self.cookie.name, "session cookie sent more than once; treated as no session");
+                return Ok(None);
+            }
+        };
+        let Some(Verified { id, stale_key }) = self.signer.verify(value) else {
+            return Ok(None);
+        };
+        let key = self.key(&id);
+        let Some(raw) = self.store.load(&key).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&raw) else {
+            tracing::warn!("unreadable session record deleted");
+            self.store.delete(&key).await?;
+            return Ok(None);
+        };
+        if now >= record.expires_at || now >= record.idle_expires_at {
+            return Ok(None);
+        }
+        let roles = match users.get(&record.user) {
+            Some(user)
+                if !user.disabled
+                    && credential_fingerprint(&user.password_hash) == record.credential =>
+            {
+                user.roles.clone()
+            }
+            _ => {
+                tracing::info!(user = %record.user, "session ended: user removed, disabled or credential changed");
+                self.store.delete(&key).await?;
+                return Ok(None);
+            }
+        };
+        let idle = ms(self.idle_timeout);
+        if record.idle_expires_at.saturating_sub(now) < idle / 4 * 3 {
+            record.last_seen_at = now;
+            record.idle_expires_at = now.saturating_add(idle).min(record.expires_at);
+            let value = serde_json::to_vec(&record).expect("a record always serializes");
+            if !self.store.touch(&key, &value, record.ttl(now)).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(ActiveSession {
+            id,
+            record,
+            roles,
+            stale_key,
+        }))
+    }
+
+    /// Delete a session's record.
+    pub async fn end(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.store.delete(&self.key(id)).await
+    }
+
+    /// The id in the request's cookie when it carries exactly one correctly signed cookie.
+    pub fn verified_id(&self, headers: &HeaderMap) -> Option<SessionId> {
+        match self.find_cookie(headers) {
+            CookieLookup::Present(value) => self.signer.verify(value).map(|v| v.id),
+            _ => None,
+        }
+    }
+
+    /// A `Set-Cookie` value carrying `id`, signed with the first secret.
+    pub fn set_cookie(&self, id: &SessionId) -> HeaderValue {
+        self.cookie_header(self.signer.sign(id), self.absolute_timeout)
+    }
+
+    /// A `Set-Cookie` value carrying an already signed cookie value.
+    pub fn set_cookie_value(&self, value: String) -> HeaderValue {
+        self.cookie_header(value, self.absolute_timeout)
+    }
+
+    /// A `Set-Cookie` value that expires the session cookie.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        self.cookie_header(String::new(), Duration::ZERO)
+    }
+
+    fn cookie_header(&self, value: String, max_age: Duration) -> HeaderValue {
+        let max_age =
+            cookie::time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
+        let mut cookie = cookie::Cookie::build((self.cookie.name.clone(), value))
+            .path(self.cookie.path.clone())
+            .http_only(true)
+            .secure(self.cookie.secure)
+            .same_site(self.cookie.same_site)
+            .max_age(max_age)
+            .build();
+        if let Some(domain) = &self.cookie.domain {
+            cookie.set_domain(domain.clone());
+        }
+        HeaderValue::try_from(cookie.to_string())
+            .expect("cookie name, value and attributes are validated header-safe")
+    }
+
+    fn key(&self, id: &SessionId) -> String {
+        format!("{}s:{}", self.key_prefix, id.digest_hex())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    ms(since)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// RFC 3339 (UTC, seconds) for a ms-since-epoch timestamp.
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}

@@ -1,0 +1,48 @@
+//! The session store contract: a small key/value interface with TTLs.
+//!
+//! Stores keep opaque values under keys that are already hashes of session ids (the store never
+//! sees an id). Every write carries a TTL, and `touch` never recreates a missing key, so a logout
+//! racing with a slow request stays a logout.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub mod memory;
+pub mod redis;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+/// A boxed future returned by store operations.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not answer; the request fails closed (503).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The command did not complete within the configured timeout.
+    #[error("session store timed out")]
+    Timeout,
+    /// The backend reported an error or is unreachable.
+    #[error("session store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Key/value storage with expiry, shared by every replica that uses the same backend.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Store `value` under `key` for `ttl`, only if `key` does not exist. Returns whether it was
+    /// written.
+    fn create<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool>;
+
+    /// The value under `key`, if it exists and has not expired.
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Replace the value and TTL of `key` only if it still exists. Returns whether it existed.
+    fn touch<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool>;
+
+    /// Remove `key` (no error when it is already gone).
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Check that the backend answers (`PING` for Redis).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+}

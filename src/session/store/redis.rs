@@ -1,0 +1,112 @@
+//! Redis session store: shared by every replica, reconnecting on its own.
+//!
+//! Every command runs under the configured timeout; past it, or on any connection error, the
+//! store reports itself unavailable and the request fails closed. Only single-key commands are
+//! used, so the same code works against a Redis Cluster later.
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Value};
+
+use super::{SessionStore, StoreError, StoreFuture};
+
+/// A Redis-backed [`SessionStore`].
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connect lazily to `url`: start-up never waits for Redis, and a Redis that is down at start
+    /// is just a store that is down (503 where a session is needed) until it comes up.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, RedisError> {
+        let client = Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self { conn, timeout })
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let query = async move { cmd.query_async::<T>(&mut conn).await };
+        bounded(self.timeout, query).await
+    }
+}
+
+async fn bounded<T>(
+    timeout: Duration,
+    query: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, query).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) if err.is_timeout() => Err(StoreError::Timeout),
+        Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+        Err(_) => Err(StoreError::Timeout),
+    }
+}
+
+fn set(key: &str, value: &[u8], ttl: Duration, condition: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    cmd.arg(key).arg(value).arg(condition).arg("PX").arg(ttl_ms);
+    cmd
+}
+
+impl SessionStore for RedisStore {
+    fn create<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let reply: Value = self.run(set(key, value, ttl, "NX")).await?;
+            Ok(!matches!(reply, Value::Nil))
+        })
+    }
+
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(key);
+            self.run(cmd).await
+        })
+    }
+
+    fn touch<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let reply: Value = self.run(set(key, value, ttl, "XX")).await?;
+            Ok(!matches!(reply, Value::Nil))
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            let _: i64 = self.run(cmd).await?;
+            Ok(())
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let _: String = self.run(redis::cmd("PING")).await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! `POST`, `GET` and `DELETE` on the session API path: log in, tell the session, log out.
+
+use bytes::Bytes;
+use http::header;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::error::RequestError;
+use crate::identity::LoginError;
+use crate::response::{self, Body};
+use crate::session::{rfc3339, SessionRecord};
+use crate::state::{AppState, ConnInfo};
+
+/// Largest login body accepted, in bytes.
+pub const MAX_LOGIN_BODY: usize = 16 * 1024;
+/// Longest password accepted, in bytes.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Longest user agent kept in a session record.
+const MAX_USER_AGENT_LEN: usize = 256;
+const ALLOW: &str = "GET, HEAD, POST, DELETE";
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// Dispatch a request on the session API path by method.
+pub async fn handle(
+    state: &AppState,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, RequestError> {
+    match *request.method() {
+        Method::POST => login(state, conn, request).await,
+        Method::GET | Method::HEAD => status(state, &request).await,
+        Method::DELETE => logout(state, &request).await,
+        _ => Err(RequestError::MethodNotAllowed { allow: ALLOW }),
+    }
+}
+
+async fn login(
+    state: &AppState,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, RequestError> {
+    if !is_json(request.headers()) {
+        return Err(RequestError::UnsupportedMediaType);
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_limited(body, &parts.headers).await?;
+    let login: LoginRequest = serde_json::from_slice(&body)
+        .map_err(|_| RequestError::BadRequest("login body is not {\"username\",\"password\"}"))?;
+    if login.password.len() > MAX_PASSWORD_LEN {
+        return Err(RequestError::BadRequest("password too long"));
+    }
+    let user = match state
+        .users
+        .authenticate(&state.hasher, &login.username, &login.password)
+        .await
+    {
+        Ok(user) => user,
+        Err(LoginError::InvalidCredentials) => {
+            tracing::info!(
+                user = state
+                    .users
+                    .get(&login.username)
+                    .map_or("-", |u| &u.username),
+                "login failed"
+            );
+            return Err(RequestError::InvalidCredentials);
+        }
+        Err(LoginError::Busy) => return Err(RequestError::LoginBusy),
+    };
+    // A new id at every login; the session this request carried, if any, ends here.
+    if let Some(old) = state.sessions.verified_id(&parts.headers) {
+        state.sessions.end(&old).await?;
+    }
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT_LEN).collect())
+        .unwrap_or_default();
+    let (cookie, record) = state
+        .sessions
+        .create(&user, conn.peer.ip().to_string(), user_agent)
+        .await?;
+    tracing::info!(user = %user.username, "login succeeded");
+    let mut response = response::json(StatusCode::CREATED, &session_json(&record, &user.roles));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state.sessions.set_cookie_value(cookie));
+    Ok(response)
+}
+
+async fn status(
+    state: &AppState,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, RequestError> {
+    let Some(session) = state
+        .sessions
+        .resolve(request.headers(), &state.users)
+        .await?
+    else {
+        return Err(RequestError::Unauthenticated);
+    };
+    let mut response = response::json(
+        StatusCode::OK,
+        &session_json(&session.record, &session.roles),
+    );
+    if session.stale_key {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, state.sessions.set_cookie(&session.id));
+    }
+    Ok(response)
+}
+
+async fn logout(
+    state: &AppState,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, RequestError> {
+    let clear = state.sessions.clear_cookie();
+    let ended = match state.sessions.verified_id(request.headers()) {
+        Some(id) => state.sessions.end(&id).await,
+        None => Ok(()),
+    };
+    let mut response = match ended {
+        Ok(()) => response::empty(StatusCode::NO_CONTENT),
+        // The cookie is still expired; the record lives on until its TTL.
+        Err(err) => crate::error::rescue(&RequestError::Store(err)),
+    };
+    response.headers_mut().insert(header::SET_COOKIE, clear);
+    Ok(response)
+}
+
+/// `application/json`, parameters (such as `charset`) allowed.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+async fn read_limited(body: Incoming, headers: &http::HeaderMap) -> Result<Bytes, RequestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_LOGIN_BODY as u64) {
+        return Err(RequestError::PayloadTooLarge);
+    }
+    match Limited::new(body, MAX_LOGIN_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(RequestError::PayloadTooLarge)
+        }
+        Err(_) => Err(RequestError::BadRequest("could not read the request body")),
+    }
+}
+
+fn session_json(record: &SessionRecord, roles: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "user": record.user,
+        "roles": roles,
+        "created_at": rfc3339(record.created_at),
+        "expires_at": rfc3339(record.expires_at),
+        "idle_expires_at": rfc3339(record.idle_expires_at),
+    })
+}

@@ -1,0 +1,78 @@
+//! The immutable state shared by every request, built once at start-up.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::config::{Config, StoreConfig};
+use crate::forward::Upstream;
+use crate::identity::{Hasher, Users};
+use crate::session::store::{MemoryStore, RedisStore};
+use crate::session::{SessionStore, Sessions};
+
+/// Everything a request needs: config, sessions, users, the upstream client, health flags.
+#[derive(Debug)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// Session lifecycle over the configured store.
+    pub sessions: Sessions,
+    /// Local users.
+    pub users: Users,
+    /// The password hashing pool.
+    pub hasher: Hasher,
+    /// The upstream client.
+    pub upstream: Upstream,
+    /// Set once shutdown starts: readiness fails so load balancers stop sending.
+    pub draining: AtomicBool,
+    /// Result of the last store health check.
+    pub store_up: AtomicBool,
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// The store could not be set up (a bad Redis URL).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the session store")]
+pub struct StoreSetupError(#[source] redis::RedisError);
+
+impl AppState {
+    /// Build the state from a validated config. Must run inside a Tokio runtime.
+    pub fn new(config: Config) -> Result<Arc<Self>, StoreSetupError> {
+        let store: Arc<dyn SessionStore> = match &config.session.store {
+            StoreConfig::Memory => {
+                let store = MemoryStore::new();
+                store.spawn_sweeper();
+                Arc::new(store)
+            }
+            StoreConfig::Redis(redis) => Arc::new(
+                RedisStore::new(redis.url.expose(), redis.timeout, redis.connect_timeout)
+                    .map_err(StoreSetupError)?,
+            ),
+        };
+        Ok(Arc::new(Self {
+            sessions: Sessions::new(&config.session, store),
+            users: Users::new(config.users.clone()),
+            hasher: Hasher::new(
+                config.identity.max_concurrent_hashes,
+                config.identity.hash_queue,
+            ),
+            upstream: Upstream::new(&config.upstream),
+            draining: AtomicBool::new(false),
+            store_up: AtomicBool::new(true),
+            config,
+        }))
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,295 @@
+//! The security cases C01, C02, C06, C07, C11 and C13: each listed input with the exact status
+//! and what the upstream must or must not receive.
+
+use bytes::Bytes;
+use http::Method;
+use portcullis::config::Secret;
+use portcullis::session::{CookieSigner, SessionId};
+
+use crate::support::{self, login, raw, Gateway, RedisServer, Store, Upstream, ADMIN_PW, SECRET_1, USER_PW};
+
+/// Send `GET target` raw (so odd targets reach the gateway as written) with an optional cookie.
+async fn raw_get(gateway: &Gateway, target: &str, cookie: Option<&str>) -> (u16, String) {
+    let cookie = cookie.map(|c| format!("Cookie: gw_sid={c}\r\n")).unwrap_or_default();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: gw.example.test\r\n{cookie}Connection: close\r\n\r\n");
+    raw(gateway.addr, request.as_bytes()).await
+}
+
+#[tokio::test]
+async fn c01_dot_and_empty_segments_resolve_before_the_rules() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut user = gateway.client();
+    let sid_user = login(&mut user, "user", USER_PW).await;
+    let mut admin = gateway.client();
+    let sid_admin = login(&mut admin, "admin", ADMIN_PW).await;
+    let targets = [
+        "/public/../admin/users",
+        "/public/%2e%2e/admin/users",
+        "/public/.%2e/admin/users",
+        "/./admin/users",
+        "/admin/./users",
+        "//admin/users",
+        "/admin//users",
+        "///admin/users",
+        "/public/x/../../admin/users",
+        "/admin/users#x",
+    ];
+    for target in targets {
+        assert_eq!(raw_get(&gateway, target, None).await.0, 401, "{target} without cookie");
+        assert_eq!(raw_get(&gateway, target, Some(&sid_user)).await.0, 403, "{target} as user");
+        assert!(upstream.is_untouched(), "{target} reached the upstream");
+    }
+    assert_eq!(raw_get(&gateway, "/public/..;/admin/users", None).await.0, 400);
+    assert_eq!(raw_get(&gateway, "/public/..;/admin/users", Some(&sid_user)).await.0, 400);
+    assert!(upstream.is_untouched());
+
+    // With the admin session the upstream sees the resolved path, never the raw form.
+    for target in targets {
+        assert_eq!(raw_get(&gateway, target, Some(&sid_admin)).await.0, 200, "{target} as admin");
+        assert_eq!(upstream.only().target, "/admin/users", "{target}");
+        upstream.clear();
+    }
+    // Control: resolves to a public path and is forwarded as such.
+    assert_eq!(raw_get(&gateway, "/public/../public/a", None).await.0, 200);
+    assert_eq!(upstream.only().target, "/public/a");
+}
+
+#[tokio::test]
+async fn c02_encoded_separators_and_double_encoding_are_400_before_any_lookup() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut user = gateway.client();
+    let sid_user = login(&mut user, "user", USER_PW).await;
+    let before: String = redis.cmd(&["INFO", "commandstats"]);
+    for target in [
+        "/public/..%2fadmin/users",
+        "/public/..%2Fadmin/users",
+        "/public/..%5cadmin/users",
+        "/public/..%5Cadmin/users",
+        "/public%2f..%2fadmin/users",
+        "/admin%2fusers",
+        "/admin/..%2fpublic/x",
+        "/public/%252e%252e/admin/users",
+        "/public/%252e%252e%252fadmin/users",
+        "/public/%25%32%65%25%32%65/admin/users",
+    ] {
+        assert_eq!(raw_get(&gateway, target, None).await.0, 400, "{target}");
+        assert_eq!(raw_get(&gateway, target, Some(&sid_user)).await.0, 400, "{target} with cookie");
+    }
+    let after: String = redis.cmd(&["INFO", "commandstats"]);
+    assert_eq!(commands(&before, "get"), commands(&after, "get"), "no store lookup for a rejected path");
+    assert!(upstream.is_untouched());
+
+    // Decoded once: an encoded letter is the letter.
+    assert_eq!(raw_get(&gateway, "/%61dmin/users", None).await.0, 401);
+    assert_eq!(raw_get(&gateway, "/%61dmin/users", Some(&sid_user)).await.0, 403);
+    assert!(upstream.is_untouched());
+}
+
+/// `calls` of `cmdstat_<name>` in `INFO commandstats` output.
+fn commands(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn c05_malformed_targets_are_400_and_unmatched_paths_401() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    for target in ["/admin/%zz", "/admin/%", "/admin/%0", "/admin/%00users", "/admin/%ff%fe", "*", "admin/users"] {
+        let (status, text) = raw_get(&gateway, target, None).await;
+        assert_eq!(status, 400, "{target}: {text}");
+    }
+    for target in ["/admin/a\x01b", "/admin/a b"] {
+        let (status, _) = raw_get(&gateway, target, None).await;
+        assert_eq!(status, 400, "{target:?}");
+    }
+    assert_eq!(raw_get(&gateway, "/unknown-area/x", None).await.0, 401);
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn c06_identity_headers_from_the_client_never_reach_the_upstream() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut anon = gateway.client();
+    let reply = anon
+        .send(Method::GET, "/public/a", &[("X-Auth-User", "admin"), ("X-Auth-Roles", "admin")], Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(!upstream.only().has_prefix("x-auth-"));
+    upstream.clear();
+
+    let mut user = gateway.client();
+    login(&mut user, "user", USER_PW).await;
+    let reply = user
+        .send(Method::GET, "/api/x", &[("X-Auth-Roles", "admin"), ("x-auth-user", "admin")], Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.all("x-auth-user"), ["user"]);
+    assert_eq!(seen.all("x-auth-roles"), ["reader"]);
+    upstream.clear();
+
+    // Name variants, each alone; raw so the exact spellings (underscores, duplicates) arrive.
+    let sid = user.cookie("gw_sid").unwrap();
+    for variant in [
+        "X_Auth_User: admin",
+        "X-AUTH-ROLES: admin",
+        "X-Auth-Roles: admin\r\nX-Auth-Roles: admin",
+        "X-Auth-Roles:",
+        "X-Auth-Foo: 1",
+        "Remote-User: admin",
+        "X_Forwarded_User: admin",
+    ] {
+        let request = format!(
+            "GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid={sid}\r\n{variant}\r\nConnection: close\r\n\r\n"
+        );
+        let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+        assert_eq!(status, 200, "{variant}: {text}");
+        let seen = upstream.only();
+        assert_eq!(seen.all("x-auth-user"), ["user"], "{variant}");
+        assert_eq!(seen.all("x-auth-roles"), ["reader"], "{variant}");
+        let idents: Vec<_> = seen
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                let n = n.to_ascii_lowercase().replace('_', "-");
+                n.starts_with("x-auth-") || n == "remote-user" || n == "x-forwarded-user"
+            })
+            .collect();
+        assert_eq!(idents.len(), 2, "{variant}: {idents:?}");
+        upstream.clear();
+    }
+}
+
+#[tokio::test]
+async fn c07_connection_header_cannot_remove_what_the_gateway_adds() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut user = gateway.client();
+    let sid = login(&mut user, "user", USER_PW).await;
+    for extra in [
+        "Connection: keep-alive, X-Auth-User, X-Auth-Roles, X-Forwarded-For",
+        "Connection: close, x-auth-roles",
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+        "Connection: Cookie",
+        "Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic dG9rZW4=\r\nProxy-Connection: keep-alive",
+    ] {
+        let request = format!(
+            "GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid={sid}\r\n{extra}\r\nConnection: close\r\n\r\n"
+        );
+        let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+        assert_eq!(status, 200, "{extra}: {text}");
+        let seen = upstream.only();
+        assert_eq!(seen.header("x-auth-user"), Some("user"), "{extra}");
+        assert_eq!(seen.header("x-auth-roles"), Some("reader"), "{extra}");
+        assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"), "{extra}");
+        for hop in ["connection", "keep-alive", "te", "upgrade", "http2-settings", "proxy-authorization", "proxy-connection"] {
+            assert_eq!(seen.header(hop), None, "{extra}: {hop} reached the upstream");
+        }
+        upstream.clear();
+    }
+}
+
+#[tokio::test]
+async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut user = gateway.client();
+    let sid = login(&mut user, "user", USER_PW).await;
+    let (id, mac) = sid.split_once('.').unwrap();
+    let other = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate());
+    let other_mac = other.split_once('.').unwrap().1;
+    let foreign = CookieSigner::new(&[Secret::new(b"a-key-that-was-never-configured-000".to_vec())]).sign(&SessionId::generate());
+    let before: String = redis.cmd(&["INFO", "commandstats"]);
+    let keys_before = redis.keys();
+    let long = "a".repeat(8 * 1024);
+    for cookie in [
+        "gw_sid=".to_owned(),
+        format!("gw_sid={id}"),
+        format!("gw_sid={id}."),
+        format!("gw_sid=.{mac}"),
+        format!("gw_sid={id}.{other_mac}"),
+        "gw_sid=*".to_owned(),
+        "gw_sid=sess:*".to_owned(),
+        "gw_sid=../../x".to_owned(),
+        "gw_sid=%00".to_owned(),
+        format!("gw_sid=\"{sid}\""),
+        format!("gw_sid={long}"),
+        format!("gw_sid={foreign}"),
+        "gw_sid".to_owned(),
+        ";;;".to_owned(),
+        // The cookie twice (even both valid): never pick one.
+        format!("gw_sid={sid}; gw_sid={sid}"),
+    ] {
+        let request = format!("GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+        let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+        assert_eq!(status, 401, "{cookie}: {text}");
+    }
+    // Non-UTF-8 bytes in the value.
+    let mut request = b"GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid=\xff\xfe".to_vec();
+    request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    assert!(matches!(raw(gateway.addr, &request).await.0, 400 | 401));
+    // Two Cookie fields each carrying the session cookie.
+    let request = format!("GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid={sid}\r\nCookie: gw_sid={sid}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(gateway.addr, request.as_bytes()).await.0, 401);
+
+    let after: String = redis.cmd(&["INFO", "commandstats"]);
+    assert_eq!(commands(&before, "get"), commands(&after, "get"), "no store read for a bad cookie");
+    assert_eq!(redis.keys(), keys_before, "no key created");
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn c13_login_never_keeps_or_adopts_a_client_chosen_id() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut user = gateway.client();
+    let sid_user = login(&mut user, "user", USER_PW).await;
+
+    // 1. Logging in as admin while carrying the user's session.
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &sid_user);
+    let sid_admin = login(&mut client, "admin", ADMIN_PW).await;
+    assert_ne!(sid_admin, sid_user);
+    let mut replay = gateway.client();
+    replay.set_cookie("gw_sid", &sid_user);
+    assert_eq!(replay.get("/api/x").await.status, 401, "the carried session was deleted");
+    assert_eq!(client.get("/session").await.json()["user"], "admin");
+
+    // 2. A signed id that does not exist, and an unsigned attacker string.
+    let unknown = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate());
+    for planted in [unknown.as_str(), "attackerchosen"] {
+        let mut client = gateway.client();
+        client.set_cookie("gw_sid", planted);
+        let fresh = login(&mut client, "user", USER_PW).await;
+        assert_ne!(fresh, planted);
+        let planted_id = planted.split('.').next().unwrap();
+        assert!(redis.keys().iter().all(|k| !k.contains(planted_id)));
+    }
+
+    // 3. A public page with an unknown signed id creates nothing.
+    let keys = redis.keys();
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &unknown);
+    assert_eq!(client.get("/public/a").await.status, 200);
+    assert_eq!(redis.keys(), keys);
+    let _ = upstream;
+}
+
+#[tokio::test]
+async fn credentials_sent_to_any_spelling_of_the_session_path_never_reach_the_upstream() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let body = format!("{{\"username\":\"user\",\"password\":\"{USER_PW}\"}}");
+    for target in ["//session", "/%73ession", "/./session", "/public/../session", "/SESSION", "/Session/x", "/session/"] {
+        let request = format!(
+            "POST {target} HTTP/1.1\r\nHost: gw.example.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+        assert!(matches!(status, 201 | 404), "{target}: {text}");
+    }
+    assert!(upstream.is_untouched());
+    let _ = Upstream::start;
+}

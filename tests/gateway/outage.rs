@@ -1,0 +1,101 @@
+//! The session store going away (C17): fail closed where a session is needed, keep public routes
+//! working, and recover on its own.
+
+use bytes::Bytes;
+use http::Method;
+use portcullis::config::Secret;
+use portcullis::session::{CookieSigner, SessionId};
+
+use crate::support::{self, login, RedisServer, Store, SECRET_1, USER_PW};
+
+fn made_up_signed_cookie() -> String {
+    CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate())
+}
+
+#[tokio::test]
+async fn frozen_redis_fails_closed_and_public_routes_keep_working() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut client = gateway.client();
+    let sid = login(&mut client, "user", USER_PW).await;
+    upstream.clear();
+    redis.freeze();
+
+    let reply = client.get("/api/x").await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (503, "session_store_unavailable"));
+    let mut forged = gateway.client();
+    forged.set_cookie("gw_sid", &made_up_signed_cookie());
+    assert_eq!(forged.get("/api/x").await.status, 503);
+    let mut unsigned = gateway.client();
+    unsigned.set_cookie("gw_sid", "attackerchosen");
+    assert_eq!(unsigned.get("/api/x").await.status, 401, "a bad signature never reaches the store");
+    let mut anonymous = gateway.client();
+    assert_eq!(anonymous.get("/public/a").await.status, 200);
+    assert_eq!(upstream.only().target, "/public/a");
+
+    let reply = anonymous
+        .post_json("/session", &serde_json::json!({ "username": "user", "password": USER_PW }))
+        .await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.set_cookies().is_empty(), "no session that exists only in the cookie");
+
+    let reply = client.delete("/session").await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.set_cookies()[0].contains("Max-Age=0"), "the cookie is still expired");
+
+    redis.thaw();
+    // The record was left to its TTL: the replayed cookie still works once Redis is back.
+    let mut replay = gateway.client();
+    replay.set_cookie("gw_sid", &sid);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = replay.get("/api/x").await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn redis_stopped_then_restarted_recovers_without_a_gateway_restart() {
+    let mut redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    redis.stop();
+    assert_eq!(client.get("/api/x").await.status, 503);
+    let admin = crate::support::Client::new(gateway.admin).get("/readyz?verbose").await;
+    assert_eq!(admin.status, 200, "a store outage does not fail readiness by default");
+    redis.restart();
+    // Data did not survive the restart: the old session is gone, a new login works.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = client
+            .send(Method::POST, "/session", &[("content-type", "application/json")], Bytes::from(format!("{{\"username\":\"user\",\"password\":\"{USER_PW}\"}}")))
+            .await
+            .status;
+        if status == 201 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 201);
+    assert_eq!(client.get("/api/x").await.status, 200);
+    assert_eq!(upstream.only().header("x-auth-user"), Some("user"));
+}
+
+#[tokio::test]
+async fn corrupted_session_record_is_401_and_deleted() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let key = redis.keys().into_iter().find(|k| k.starts_with("portcullis:s:")).unwrap();
+    let _: () = redis.cmd(&["SET", &key, "not json at all", "EX", "60"]);
+    let reply = client.get("/api/x").await;
+    assert_eq!(reply.status, 401);
+    assert!(upstream.is_untouched());
+    assert!(!redis.keys().contains(&key));
+}

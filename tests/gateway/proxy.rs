@@ -1,0 +1,183 @@
+//! What the upstream receives, and what the client gets back.
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::support::{self, login, raw, RedisServer, Store, Upstream, ADMIN_PW, USER_PW};
+
+#[tokio::test]
+async fn authenticated_request_reaches_upstream_with_identity_and_clean_headers() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    let sid = login(&mut client, "admin", ADMIN_PW).await;
+    let reply = client
+        .send(
+            Method::GET,
+            "/api/x?b=2&a=1",
+            &[
+                ("cookie", &format!("theirs=1; gw_sid={sid}; other=2")),
+                ("x-auth-user", "mallory"),
+                ("X-HTTP-Method-Override", "DELETE"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("forwarded", "for=1.2.3.4"),
+                ("x-original-url", "/public/a"),
+                ("accept", "application/json"),
+            ],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = upstream.only();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.target, "/api/x?b=2&a=1");
+    assert_eq!(seen.header("x-auth-user"), Some("admin"));
+    assert_eq!(seen.header("x-auth-roles"), Some("reader,admin"));
+    assert_eq!(seen.header("cookie"), Some("theirs=1; other=2"));
+    assert_eq!(seen.header("x-http-method-override"), None);
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some(gateway.addr.to_string().as_str()));
+    assert_eq!(seen.header("forwarded"), None);
+    assert_eq!(seen.header("x-original-url"), None);
+    assert_eq!(seen.header("accept"), Some("application/json"));
+    assert_eq!(seen.header("host"), Some(gateway.addr.to_string().as_str()), "host_header: preserve");
+}
+
+#[tokio::test]
+async fn only_the_session_cookie_means_no_cookie_header_upstream() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    assert_eq!(client.get("/api/x").await.status, 200);
+    assert_eq!(upstream.only().header("cookie"), None);
+}
+
+#[tokio::test]
+async fn user_without_the_role_gets_403_and_nothing_is_forwarded() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let reply = client.get("/admin/users").await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (403, "forbidden"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn rules_methods_and_default_deny() {
+    let extra = "";
+    let upstream = Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, Store::Memory, extra).replace(
+        "access:\n  default: authenticated\n  rules:\n",
+        "access:\n  default: deny\n  rules:\n    - path: /reports/\n      methods: [GET]\n    - path: /exact\n      allow: anonymous\n    - path: /api/\n",
+    );
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    assert_eq!(client.get("/exact").await.status, 200);
+    assert_eq!(client.get("/exact/more").await.status, 401, "exact rule covers only itself");
+    assert_eq!(client.get("/unknown-area/x").await.status, 401, "default deny without a session");
+    login(&mut client, "user", USER_PW).await;
+    assert_eq!(client.get("/unknown-area/x").await.status, 403, "default deny with a session");
+    assert_eq!(client.get("/reports/q1").await.status, 200);
+    let reply = client.send(Method::POST, "/reports/q1", &[], Bytes::new()).await;
+    assert_eq!(reply.status, 403, "methods: [GET] denies POST");
+    let seen: Vec<String> = upstream.requests().into_iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+    assert_eq!(seen, ["GET /exact", "GET /reports/q1"]);
+}
+
+#[tokio::test]
+async fn public_route_needs_no_session_and_never_carries_identity() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "admin", ADMIN_PW).await;
+    let reply = client.send(Method::GET, "/public/a", &[("x-auth-user", "admin")], Bytes::new()).await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert!(!seen.has_prefix("x-auth-"), "{:?}", seen.headers);
+}
+
+#[tokio::test]
+async fn a_large_upload_streams_through_intact() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let body = Bytes::from(vec![b'x'; 5 * 1024 * 1024]);
+    let reply = client.send(Method::PUT, "/api/upload", &[("content-type", "application/octet-stream")], body).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(upstream.only().body_len, 5 * 1024 * 1024);
+    assert_eq!(reply.json()["body_len"], 5 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn denied_request_with_expect_continue_gets_no_100_continue() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let request = "POST /api/upload HTTP/1.1\r\nHost: gw.example.test\r\nContent-Length: 1000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n";
+    let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn response_hop_by_hop_headers_and_our_cookie_are_not_relayed() {
+    let (_upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let reply = client.get("/hop").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.header("x-foo").is_none());
+    let reply = client.get("/set-cookie").await;
+    assert_eq!(reply.set_cookies(), ["theirs=1; Path=/"]);
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_upstream_is_504() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let reply = client.get("/hang").await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (504, "upstream_timeout"));
+    upstream.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let reply = client.get("/api/x").await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (502, "bad_gateway"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn upstream_path_prefix_is_kept() {
+    let upstream = Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, Store::Memory, "")
+        .replace(&format!("url: \"http://{}\"", upstream.addr), &format!("url: \"http://{}/base/\"", upstream.addr));
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    assert_eq!(client.get("/public/a?q=1").await.status, 200);
+    assert_eq!(upstream.only().target, "/base/public/a?q=1");
+}
+
+#[tokio::test]
+async fn a_password_change_in_the_config_ends_old_sessions() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, Store::Redis(&redis), "");
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    let sid = login(&mut client, "user", USER_PW).await;
+    gateway.shutdown().await;
+
+    // Same config: a restart keeps the session (it lives in Redis).
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &sid);
+    assert_eq!(client.get("/api/x").await.status, 200);
+    gateway.shutdown().await;
+
+    // New password hash for `user`: the old session ends and its record is deleted.
+    let (old_hash, _, _) = support::hashes();
+    let changed = yaml.replace(old_hash.as_str(), &portcullis::identity::hash_password("new-password-2"));
+    let gateway = support::Gateway::start(&changed).await;
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &sid);
+    assert_eq!(client.get("/api/x").await.status, 401);
+    assert!(redis.keys().iter().all(|k| !k.starts_with("portcullis:s:")), "{:?}", redis.keys());
+}

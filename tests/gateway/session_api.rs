@@ -1,0 +1,189 @@
+//! Every row of the session API table, on the memory store and on Redis.
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::support::{self, login, RedisServer, Store, ADMIN_PW, USER_PW};
+
+async fn login_status_logout_round_trip(store: Store<'_>) {
+    let (upstream, gateway) = support::setup(store).await;
+    let mut client = gateway.client();
+
+    let reply = client
+        .post_json("/session", &serde_json::json!({ "username": "user", "password": USER_PW }))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let set_cookie = reply.set_cookies()[0].to_owned();
+    assert!(set_cookie.starts_with("gw_sid="), "{set_cookie}");
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && set_cookie.contains("Path=/"));
+    let body = reply.json();
+    assert_eq!(body["user"], "user");
+    assert_eq!(body["roles"], serde_json::json!(["reader"]));
+    for key in ["created_at", "expires_at", "idle_expires_at"] {
+        assert!(body[key].as_str().unwrap().ends_with('Z'), "{key}: {body}");
+    }
+
+    let reply = client.get("/session").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["user"], "user");
+    assert!(reply.set_cookies().is_empty(), "no re-issue when signed with the first secret");
+
+    let cookie = client.cookie("gw_sid").unwrap();
+    let reply = client.delete("/session").await;
+    assert_eq!(reply.status, 204);
+    let cleared = reply.set_cookies()[0];
+    assert!(cleared.starts_with("gw_sid=;") && cleared.contains("Max-Age=0"), "{cleared}");
+
+    // The old cookie is refused everywhere afterwards.
+    client.set_cookie("gw_sid", &cookie);
+    assert_eq!(client.get("/session").await.status, 401);
+    let reply = client.get("/api/x").await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (401, "unauthenticated"));
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn login_status_logout_round_trip_on_memory() {
+    login_status_logout_round_trip(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn login_status_logout_round_trip_on_redis() {
+    let redis = RedisServer::start();
+    login_status_logout_round_trip(Store::Redis(&redis)).await;
+    // Logout deleted the record: no session keys remain.
+    assert!(redis.keys().iter().all(|k| !k.starts_with("portcullis:s:")), "{:?}", redis.keys());
+}
+
+#[tokio::test]
+async fn unknown_user_wrong_password_and_disabled_user_get_the_same_401() {
+    let (_upstream, gateway) = support::setup(Store::Memory).await;
+    let mut replies = Vec::new();
+    for (user, pw) in [("user", "wrong"), ("nobody", USER_PW), ("disabled", crate::support::DISABLED_PW)] {
+        let mut client = gateway.client();
+        let reply = client.post_json("/session", &serde_json::json!({ "username": user, "password": pw })).await;
+        assert_eq!(reply.status, 401);
+        assert!(reply.set_cookies().is_empty());
+        let mut headers: Vec<(String, String)> = reply
+            .headers
+            .iter()
+            .filter(|(n, _)| n.as_str() != "date")
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        replies.push((reply.body.clone(), headers));
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(replies[0], replies[2]);
+    let body: serde_json::Value = serde_json::from_slice(&replies[0].0).unwrap();
+    assert_eq!(body["error"], "invalid_credentials");
+}
+
+#[tokio::test]
+async fn malformed_logins_are_refused_with_their_own_codes() {
+    let (_upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    let json = [("content-type", "application/json")];
+
+    let reply = client.send(Method::POST, "/session", &json, Bytes::from_static(b"{not json")).await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (400, "bad_request"));
+    let reply = client.send(Method::POST, "/session", &json, Bytes::from_static(b"{\"username\":\"user\"}")).await;
+    assert_eq!(reply.status, 400);
+
+    let reply = client
+        .send(Method::POST, "/session", &[("content-type", "text/plain")], Bytes::from_static(b"{}"))
+        .await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (415, "unsupported_media_type"));
+    let reply = client.send(Method::POST, "/session", &[], Bytes::from_static(b"{}")).await;
+    assert_eq!(reply.status, 415);
+    let reply = client
+        .send(
+            Method::POST,
+            "/session",
+            &[("content-type", "application/json; charset=utf-8")],
+            Bytes::from(serde_json::to_vec(&serde_json::json!({"username":"user","password":USER_PW})).unwrap()),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "charset parameter is allowed");
+
+    let big = format!("{{\"username\":\"user\",\"password\":\"{}\"}}", "a".repeat(20 * 1024));
+    let reply = client.send(Method::POST, "/session", &json, Bytes::from(big)).await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (413, "payload_too_large"));
+
+    let long_pw = serde_json::json!({"username":"user","password":"a".repeat(1025)});
+    let reply = client.post_json("/session", &long_pw).await;
+    assert_eq!(reply.status, 400);
+
+    let reply = client.send(Method::PUT, "/session", &[], Bytes::new()).await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (405, "method_not_allowed"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, POST, DELETE"));
+
+    for path in ["/session/x", "/session/", "/SESSION"] {
+        let reply = client.get(path).await;
+        assert_eq!((reply.status, reply.error_code().as_str()), (404, "not_found"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn get_and_delete_without_a_session() {
+    let (_upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    let reply = client.get("/session").await;
+    assert_eq!((reply.status, reply.error_code().as_str()), (401, "unauthenticated"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let reply = client.delete("/session").await;
+    assert_eq!(reply.status, 204);
+    assert!(reply.set_cookies()[0].contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn login_replaces_the_carried_session_with_a_new_id() {
+    let redis = RedisServer::start();
+    let (_upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut client = gateway.client();
+    let first = login(&mut client, "user", USER_PW).await;
+    let second = login(&mut client, "admin", ADMIN_PW).await;
+    assert_ne!(first, second);
+    assert_eq!(redis.keys().iter().filter(|k| k.starts_with("portcullis:s:")).count(), 1);
+    assert_eq!(client.get("/session").await.json()["user"], "admin");
+    client.set_cookie("gw_sid", &first);
+    assert_eq!(client.get("/api/x").await.status, 401);
+}
+
+#[tokio::test]
+async fn secret_rotation_keeps_sessions_and_reissues_the_cookie() {
+    let redis = RedisServer::start();
+    let upstream = crate::support::Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, Store::Redis(&redis), "");
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    let old = login(&mut client, "user", USER_PW).await;
+    gateway.shutdown().await;
+
+    // [K2, K1]: K2 signs, K1 still verifies.
+    let rotated = yaml.replace(
+        &format!("secrets: [\"{}\"]", support::SECRET_1),
+        &format!("secrets: [\"{}\", \"{}\"]", support::SECRET_2, support::SECRET_1),
+    );
+    let gateway = support::Gateway::start(&rotated).await;
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &old);
+    let reply = client.get("/api/x").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.set_cookies().is_empty(), "proxied responses are unchanged");
+    let reply = client.get("/session").await;
+    assert_eq!(reply.status, 200);
+    let fresh = client.cookie("gw_sid").unwrap();
+    assert_ne!(fresh, old, "GET /session re-signs with the first secret");
+    gateway.shutdown().await;
+
+    // [K2] only: the old cookie no longer verifies, the re-issued one does.
+    let only_new = yaml.replace(&format!("secrets: [\"{}\"]", support::SECRET_1), &format!("secrets: [\"{}\"]", support::SECRET_2));
+    let gateway = support::Gateway::start(&only_new).await;
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &old);
+    assert_eq!(client.get("/api/x").await.status, 401);
+    client.set_cookie("gw_sid", &fresh);
+    assert_eq!(client.get("/api/x").await.status, 200);
+}

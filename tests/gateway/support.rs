@@ -1,0 +1,138 @@
+//! Test harness: a real `redis-server`, a recording echo upstream and the real gateway, each on
+//! an ephemeral loopback port, plus an HTTP client with a cookie jar and a raw-bytes client.
+
+#![allow(dead_code)]
+
+pub mod client;
+pub mod redis;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use portcullis::config::Config;
+use portcullis::server::{self, Listeners};
+use portcullis::state::AppState;
+use tokio::sync::oneshot;
+
+pub use client::{raw, Client, Reply};
+pub use redis::RedisServer;
+pub use upstream::{Recorded, Upstream};
+
+/// Passwords of the fixture users.
+pub const USER_PW: &str = "reader-password-1";
+pub const ADMIN_PW: &str = "admin-password-1";
+pub const DISABLED_PW: &str = "disabled-password-1";
+/// A 32-byte secret for tests (never a real one).
+pub const SECRET_1: &str = "test-secret-one-0123456789abcdef0123";
+pub const SECRET_2: &str = "test-secret-two-0123456789abcdef0123";
+
+/// Argon2id hashes of the fixture passwords, computed once per test process.
+pub fn hashes() -> &'static (String, String, String) {
+    static HASHES: OnceLock<(String, String, String)> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        use portcullis::identity::hash_password;
+        (hash_password(USER_PW), hash_password(ADMIN_PW), hash_password(DISABLED_PW))
+    })
+}
+
+/// The users block of fixture R: `user` (reader), `admin` (reader, admin), `disabled`.
+pub fn users_yaml() -> String {
+    let (user, admin, disabled) = hashes();
+    format!(
+        "users:\n  - username: user\n    password_hash: \"{user}\"\n    roles: [reader]\n  - username: admin\n    password_hash: \"{admin}\"\n    roles: [reader, admin]\n  - username: disabled\n    password_hash: \"{disabled}\"\n    roles: [reader]\n    disabled: true\n"
+    )
+}
+
+/// Fixture R: `/public/` anonymous, `/admin/` needs role admin, everything else a session.
+pub const RULES_R: &str = "access:\n  default: authenticated\n  rules:\n    - path: /public/\n      allow: anonymous\n    - path: /admin/\n      roles: [admin]\n";
+
+/// Which session store a gateway uses.
+#[derive(Clone, Copy)]
+pub enum Store<'a> {
+    Memory,
+    Redis(&'a RedisServer),
+}
+
+/// A config for fixture R in front of `upstream` with `store`, plus `extra` YAML lines.
+pub fn config_yaml(upstream: SocketAddr, store: Store<'_>, extra: &str) -> String {
+    let store = match store {
+        Store::Memory => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
+        Store::Redis(redis) => format!(
+            "  store: redis\n  redis_url: \"{}\"\n  redis_timeout: 300ms\n  redis_connect_timeout: 300ms\n  secrets: [\"{SECRET_1}\"]\n",
+            redis.url()
+        ),
+    };
+    format!(
+        "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nupstream:\n  url: \"http://{upstream}\"\n  timeout: 2s\n  idle_timeout: 2s\nsession:\n{store}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
+        users_yaml()
+    )
+}
+
+/// A running gateway; shut down (gracefully) when dropped.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub state: std::sync::Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Start the real gateway from YAML (listeners on port 0).
+    pub async fn start(yaml: &str) -> Gateway {
+        let config = Config::from_yaml_str(yaml).unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
+        let listeners = Listeners::bind(&config).await.expect("bind gateway");
+        let (addr, admin) = (listeners.proxy_addr(), listeners.admin_addr());
+        let state = AppState::new(config).expect("gateway state");
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server::run(listeners, std::sync::Arc::clone(&state), async {
+            let _ = stopped.await;
+        }));
+        Gateway { addr, admin, state, stop: Some(stop), task: Some(task) }
+    }
+
+    /// A client for the proxy listener.
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    /// Stop accepting and wait for the drain to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Start an upstream and a gateway with fixture R and `store`.
+pub async fn setup(store: Store<'_>) -> (Upstream, Gateway) {
+    setup_with(store, "").await
+}
+
+/// [`setup`] with extra YAML appended.
+pub async fn setup_with(store: Store<'_>, extra: &str) -> (Upstream, Gateway) {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config_yaml(upstream.addr, store, extra)).await;
+    (upstream, gateway)
+}
+
+/// Log in through `client` and return its session cookie value.
+pub async fn login(client: &mut Client, user: &str, password: &str) -> String {
+    let reply = client
+        .post_json("/session", &serde_json::json!({ "username": user, "password": password }))
+        .await;
+    assert_eq!(reply.status, 201, "login as {user}: {}", reply.text());
+    client.cookie("gw_sid").expect("login sets the session cookie")
+}

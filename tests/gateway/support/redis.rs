@@ -1,0 +1,133 @@
+//! A real `redis-server` on a free loopback port, killed when dropped.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl RedisServer {
+    /// Start `redis-server`; a missing binary fails the test with how to install it.
+    pub fn start() -> RedisServer {
+        let mut server = RedisServer { port: 0, child: None, dir: tempfile::tempdir().unwrap() };
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any port");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}): install it (Debian/Ubuntu: `apt-get install redis-server`) \
+                     or run the README's test command, which installs it"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                let _ = status;
+                self.child = None;
+                return false;
+            }
+            if self.ping() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn conn(&self) -> redis::RedisResult<redis::Connection> {
+        let client = redis::Client::open(self.url())?;
+        client.get_connection_with_timeout(Duration::from_millis(500))
+    }
+
+    fn ping(&self) -> bool {
+        self.conn().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok()
+    }
+
+    /// Run one command and return its reply.
+    pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut conn = self.conn().expect("connect to test redis");
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut conn).expect("redis command")
+    }
+
+    /// Every key in the database.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.cmd(&["KEYS", "*"]);
+        keys.sort();
+        keys
+    }
+
+    /// Freeze the process (SIGSTOP): connections stay open but nothing answers, data is kept.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Undo [`RedisServer::freeze`].
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis is running").id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Stop the server (simulating an outage).
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Start it again on the same port (data is not kept: persistence is off).
+    pub fn restart(&mut self) {
+        self.kill();
+        assert!(self.spawn(), "redis-server did not restart on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if self.child.is_some() {
+            self.signal("-CONT");
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
