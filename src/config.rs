@@ -6,17 +6,19 @@
 //! `${VAR}` / `${file:/path}` substitution ([`secret`]) runs on parsed scalar values.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
+use serde_yaml::Value;
 
 use crate::access::RuleSet;
 use crate::identity::User;
 
 mod file;
 pub mod secret;
+mod validate;
 
 pub use secret::Secret;
 
@@ -244,3 +246,92 @@ pub struct ServerConfig {
     /// A TLS handshake must finish within this long.
     pub tls_handshake_timeout: Duration,
 }
+
+impl Config {
+    /// Read and validate the file at `path`. Relative file names inside it (`users_file`,
+    /// `${file:...}`, `tls`) resolve against the file's directory; `${VAR}` reads the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let yaml = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        Self::from_yaml_str_with(&yaml, base_dir, &process_env)
+    }
+
+    /// Validate a YAML document; relative file names resolve against the current directory and
+    /// `${VAR}` reads the process environment.
+    pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
+        Self::from_yaml_str_with(yaml, Path::new(""), &process_env)
+    }
+
+    /// Validate a YAML document, resolving relative file names against `base_dir` and `${VAR}`
+    /// with `env`.
+    pub fn from_yaml_str_with(
+        yaml: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        // The shape is checked on the text as written: serde_yaml then names the key path and
+        // line of an unknown key or misplaced value, and its message can only quote what the
+        // user wrote, never an expanded secret.
+        serde_yaml::from_str::<file::RawConfig>(yaml).map_err(ConfigError::Syntax)?;
+        let mut value: Value = serde_yaml::from_str(yaml).map_err(ConfigError::Syntax)?;
+        prepare_scalars(&mut value, "", base_dir, env)?;
+        let raw: file::RawConfig = serde_yaml::from_value(value).map_err(ConfigError::Syntax)?;
+        validate::build(raw, base_dir)
+    }
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Expand `${...}` in every string value under `value` (`key` is its dotted path), and write
+/// numbers and booleans as text, which is how the raw layer reads every scalar (as the text
+/// deserializer used for the shape check does).
+fn prepare_scalars(
+    value: &mut Value,
+    key: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        Value::String(text) => {
+            *text = secret::expand(text, base_dir, env).map_err(|e| ConfigError::Invalid {
+                key: key.to_owned(),
+                message: e.to_string(),
+            })?;
+        }
+        Value::Bool(b) => *value = Value::String(b.to_string()),
+        Value::Number(n) => *value = Value::String(n.to_string()),
+        Value::Null => {}
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                prepare_scalars(item, &format!("{key}[{i}]"), base_dir, env)?;
+            }
+        }
+        Value::Mapping(map) => {
+            for (name, item) in map.iter_mut() {
+                let name = match name {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    _ => "?".to_owned(),
+                };
+                let child = if key.is_empty() {
+                    name
+                } else {
+                    format!("{key}.{name}")
+                };
+                prepare_scalars(item, &child, base_dir, env)?;
+            }
+        }
+        Value::Tagged(tagged) => prepare_scalars(&mut tagged.value, key, base_dir, env)?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

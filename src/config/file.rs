@@ -1,1 +1,376 @@
+//! The configuration file as written: serde structs mirroring the YAML.
+//!
+//! Unknown keys are rejected and defaults are filled in here; nothing is interpreted. Every
+//! scalar is kept as the text the user wrote (booleans, numbers and enum words included), so that
+//! `${VAR}` substitution can supply any value and so that the validating layer in the parent
+//! module can report a bad value with its YAML key rather than with a serde type error.
 
+use serde::Deserialize;
+
+use super::{
+    DEFAULT_ADMIN_LISTEN, DEFAULT_COOKIE_NAME, DEFAULT_KEY_PREFIX, DEFAULT_LISTEN,
+    DEFAULT_SESSION_API_PATH,
+};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    /// Proxy listener, `host:port` (`[::]:4180` for dual stack).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Admin listener for `/healthz`, `/readyz`, `/metrics`; must differ from `listen`.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// The origin browsers use when TLS is terminated in front (`https://api.example.com`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// CIDRs or bare IPs whose forwarding headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Terminate TLS in Portcullis.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+    /// Where requests go.
+    pub upstream: RawUpstream,
+    /// Session store, secrets, lifetimes and cookie.
+    #[serde(default)]
+    pub session: RawSession,
+    /// The session API.
+    #[serde(default)]
+    pub session_api: RawSessionApi,
+    /// Local users.
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    /// A YAML file holding a list of users of the same shape as `users`.
+    #[serde(default)]
+    pub users_file: Option<String>,
+    /// Identity header names and the client headers always stripped.
+    #[serde(default)]
+    pub identity_headers: RawIdentityHeaders,
+    /// Access rules.
+    #[serde(default)]
+    pub access: RawAccess,
+    /// Password hashing limits.
+    #[serde(default)]
+    pub identity: RawIdentity,
+    /// Shutdown timing.
+    #[serde(default)]
+    pub shutdown: RawShutdown,
+    /// Admin listener behaviour.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// Idle client keep-alive connections are closed after this long (duration).
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout: String,
+    /// A client must send its request headers within this long (duration).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: String,
+    /// A client TLS handshake must finish within this long (duration).
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub tls_handshake_timeout: String,
+}
+
+/// `tls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    /// PEM certificate chain file.
+    pub cert_file: String,
+    /// PEM private key file.
+    pub key_file: String,
+}
+
+/// `upstream`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    /// Base URL, `http://host:port[/prefix]`.
+    pub url: String,
+    /// TCP connect timeout (duration).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// From the last request-body byte to the response head (duration).
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout: String,
+    /// No bytes either way for this long ends the exchange (duration).
+    #[serde(default = "default_upstream_idle_timeout")]
+    pub idle_timeout: String,
+    /// How long an idle pooled connection is kept (duration).
+    #[serde(default = "default_pool_idle_timeout")]
+    pub pool_idle_timeout: String,
+    /// `preserve`, `upstream`, or a literal host.
+    #[serde(default = "default_host_header")]
+    pub host_header: String,
+}
+
+/// `session`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawSession {
+    /// `redis` or `memory`; absent means memory on a loopback listener, else an error.
+    pub store: Option<String>,
+    /// `redis://` or `rediss://` URL (required with the redis store).
+    pub redis_url: Option<String>,
+    /// Per-command Redis timeout (duration).
+    pub redis_timeout: String,
+    /// Redis connect timeout (duration).
+    pub redis_connect_timeout: String,
+    /// Prefix of every store key.
+    pub key_prefix: String,
+    /// Signing secrets, at least 32 bytes each: the first signs, all verify.
+    pub secrets: Vec<String>,
+    /// Sliding idle timeout (duration).
+    pub idle_timeout: String,
+    /// Absolute session lifetime, never extended (duration).
+    pub absolute_timeout: String,
+    /// Cookie attributes.
+    pub cookie: RawCookie,
+}
+
+/// `session.cookie`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawCookie {
+    /// Cookie name (an RFC 6265 token; `__Host-` and `__Secure-` prefixes are enforced).
+    pub name: String,
+    /// `true`, `false` or `auto` (TLS listener or https `public_url`).
+    pub secure: String,
+    /// `strict`, `lax` or `none`.
+    pub same_site: String,
+    /// `Domain` attribute; host-only when absent.
+    pub domain: Option<String>,
+    /// `Path` attribute.
+    pub path: String,
+}
+
+/// `session_api`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawSessionApi {
+    /// The session API path; it and everything under it belong to Portcullis.
+    pub path: String,
+}
+
+/// One entry of `users` or of the `users_file` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUser {
+    /// Login name.
+    pub username: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// Roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `true` or `false`.
+    #[serde(default = "default_false")]
+    pub disabled: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `identity_headers`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawIdentityHeaders {
+    /// Header carrying the user name.
+    pub user: String,
+    /// Header carrying the comma-separated roles.
+    pub roles: String,
+    /// Client header names or `prefix*` patterns always removed.
+    pub strip: Vec<String>,
+}
+
+/// `access`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawAccess {
+    /// `authenticated`, `deny` or `anonymous`, for paths no rule covers.
+    pub default: String,
+    /// Rules, first match wins.
+    pub rules: Vec<RawRule>,
+}
+
+/// One entry of `access.rules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    /// `/x/` covers everything under `/x/`; `/x` exactly `/x`.
+    pub path: String,
+    /// `anonymous`, `optional`, `authenticated` or `deny`.
+    #[serde(default = "default_rule_allow")]
+    pub allow: String,
+    /// Any one of these roles is required (only with `authenticated`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The only methods allowed on these paths.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+}
+
+/// `identity`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawIdentity {
+    /// Hashes computed at once; absent means the number of CPUs.
+    pub max_concurrent_hashes: Option<String>,
+    /// Logins waiting for a hashing slot before 503 `login_busy`.
+    pub hash_queue: String,
+    /// Largest memory cost a users entry may need (`64MiB`, `512KiB`, `1GiB`).
+    pub max_hash_memory: String,
+}
+
+/// `shutdown`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawShutdown {
+    /// Between the signal (readiness failing) and closing the listeners (duration).
+    pub drain_delay: String,
+    /// Time in-flight requests get to finish (duration).
+    pub grace_period: String,
+}
+
+/// `admin`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    /// `true` or `false`: whether `/readyz` fails while the store is down.
+    pub ready_requires_store: String,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self {
+            store: None,
+            redis_url: None,
+            redis_timeout: "500ms".into(),
+            redis_connect_timeout: "1s".into(),
+            key_prefix: DEFAULT_KEY_PREFIX.into(),
+            secrets: Vec::new(),
+            idle_timeout: "30m".into(),
+            absolute_timeout: "12h".into(),
+            cookie: RawCookie::default(),
+        }
+    }
+}
+
+impl Default for RawCookie {
+    fn default() -> Self {
+        Self {
+            name: DEFAULT_COOKIE_NAME.into(),
+            secure: "auto".into(),
+            same_site: "lax".into(),
+            domain: None,
+            path: "/".into(),
+        }
+    }
+}
+
+impl Default for RawSessionApi {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_SESSION_API_PATH.into(),
+        }
+    }
+}
+
+impl Default for RawIdentityHeaders {
+    fn default() -> Self {
+        Self {
+            user: "X-Auth-User".into(),
+            roles: "X-Auth-Roles".into(),
+            strip: [
+                "X-Auth-*",
+                "X-Forwarded-User",
+                "X-Forwarded-Email",
+                "X-Forwarded-Groups",
+                "Remote-User",
+                "Remote-Groups",
+                "Remote-Email",
+                "Remote-Name",
+                "X-Remote-User",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        }
+    }
+}
+
+impl Default for RawAccess {
+    fn default() -> Self {
+        Self {
+            default: "authenticated".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self {
+            max_concurrent_hashes: None,
+            hash_queue: "32".into(),
+            max_hash_memory: "64MiB".into(),
+        }
+    }
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        Self {
+            drain_delay: "0s".into(),
+            grace_period: "30s".into(),
+        }
+    }
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            ready_requires_store: default_false(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+fn default_admin_listen() -> String {
+    DEFAULT_ADMIN_LISTEN.into()
+}
+fn default_keepalive_timeout() -> String {
+    "75s".into()
+}
+fn default_header_read_timeout() -> String {
+    "10s".into()
+}
+fn default_tls_handshake_timeout() -> String {
+    "10s".into()
+}
+fn default_connect_timeout() -> String {
+    "2s".into()
+}
+fn default_upstream_timeout() -> String {
+    "30s".into()
+}
+fn default_upstream_idle_timeout() -> String {
+    "60s".into()
+}
+fn default_pool_idle_timeout() -> String {
+    "4s".into()
+}
+fn default_host_header() -> String {
+    "preserve".into()
+}
+fn default_rule_allow() -> String {
+    "authenticated".into()
+}
+fn default_false() -> String {
+    "false".into()
+}

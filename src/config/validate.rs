@@ -1,0 +1,538 @@
+//! Validation: the raw file structs become a typed [`Config`].
+//!
+//! Every check reports the dotted YAML key it concerns (`session.cookie.same_site`,
+//! `users[2].username`), so `--check-config` can point at the line to fix. Messages may quote a
+//! rejected value, except for secrets, Redis URLs and password hashes, which are never printed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+use ipnet::IpNet;
+
+use super::file::{RawAccess, RawConfig, RawIdentity, RawIdentityHeaders, RawUpstream};
+use super::{
+    AdminConfig, Config, ConfigError, HostHeader, IdentityConfig, IdentityHeaders, PublicUrl,
+    ServerConfig, ShutdownConfig, TlsConfig, UpstreamConfig,
+};
+use crate::access::{Allow, PathPattern, Rule, RuleSet};
+
+mod session;
+mod users;
+
+/// Turn the raw file into a [`Config`]; relative file names resolve against `base_dir`.
+pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let mut warnings = Vec::new();
+    let listen = socket_addr("listen", &raw.listen)?;
+    let admin_listen = socket_addr("admin_listen", &raw.admin_listen)?;
+    // Port 0 (tests, "any free port") binds two different ports, so equal addresses are fine.
+    if listen == admin_listen && listen.port() != 0 {
+        return Err(invalid("admin_listen", "must differ from listen"));
+    }
+    let public_url = raw.public_url.as_deref().map(public_url).transpose()?;
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ip_net(&format!("trusted_proxies[{i}]"), s))
+        .collect::<Result<_, _>>()?;
+    let tls = match &raw.tls {
+        Some(tls) => Some(TlsConfig {
+            cert_file: existing_file("tls.cert_file", base_dir, &tls.cert_file)?,
+            key_file: existing_file("tls.key_file", base_dir, &tls.key_file)?,
+        }),
+        None => None,
+    };
+    let upstream = upstream(&raw.upstream, &mut warnings)?;
+    let public_https = public_url.as_ref().is_some_and(|u| u.https);
+    let session = session::session(
+        &raw.session,
+        listen,
+        tls.is_some(),
+        public_https,
+        &mut warnings,
+    )?;
+    let session_api_path = session_api_path(&raw.session_api.path)?;
+    let identity = identity(&raw.identity)?;
+    let users = users::users(
+        &raw.users,
+        raw.users_file.as_deref(),
+        base_dir,
+        identity.max_hash_memory_kib,
+    )?;
+    let identity_headers = identity_headers(&raw.identity_headers)?;
+    let access = access(&raw.access, &session_api_path, &mut warnings)?;
+    let shutdown = ShutdownConfig {
+        drain_delay: duration("shutdown.drain_delay", &raw.shutdown.drain_delay)?,
+        grace_period: duration("shutdown.grace_period", &raw.shutdown.grace_period)?,
+    };
+    let admin = AdminConfig {
+        ready_requires_store: boolean(
+            "admin.ready_requires_store",
+            &raw.admin.ready_requires_store,
+        )?,
+    };
+    let server = ServerConfig {
+        keepalive_timeout: duration("keepalive_timeout", &raw.keepalive_timeout)?,
+        header_read_timeout: positive_duration("header_read_timeout", &raw.header_read_timeout)?,
+        tls_handshake_timeout: positive_duration(
+            "tls_handshake_timeout",
+            &raw.tls_handshake_timeout,
+        )?,
+    };
+    Ok(Config {
+        listen,
+        admin_listen,
+        public_url,
+        trusted_proxies,
+        tls,
+        upstream,
+        session,
+        session_api_path,
+        users,
+        identity_headers,
+        access,
+        identity,
+        shutdown,
+        admin,
+        server,
+        warnings,
+    })
+}
+
+/// Check that `path` is already canonical (what `access::canonicalize` would return unchanged):
+/// starts with `/`, no empty, `.` or `..` segments, and only characters that need no escaping.
+fn check_canonical_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("must start with /".into());
+    }
+    if path.contains("//") {
+        return Err("must not contain empty segments (//)".into());
+    }
+    if path.split('/').any(|s| s == "." || s == "..") {
+        return Err("must not contain . or .. segments".into());
+    }
+    match path.chars().find(|&c| !is_path_char(c)) {
+        Some(c) => Err(format!(
+            "must not contain {c:?} (percent escapes, ;, \\, ?, #, spaces and controls \
+             are not allowed)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// RFC 3986 `pchar` and `/`, minus `%` (no escapes) and `;` (path parameters).
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,=:@/".contains(c)
+}
+
+/// RFC 9110 `tchar` (also RFC 6265 cookie-name characters).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `^[A-Za-z0-9._:-]{1,64}$`.
+fn is_role(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse()
+        .map_err(|_| invalid(key, format!("`{text}` is not an address:port")))
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|_| {
+        invalid(
+            key,
+            format!("`{text}` is not a duration (examples: 500ms, 30s, 15m, 12h)"),
+        )
+    })
+}
+
+/// A duration that makes no sense as zero (a timeout that always fires).
+fn positive_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let value = duration(key, text)?;
+    if value.is_zero() {
+        return Err(invalid(key, "must be greater than zero"));
+    }
+    Ok(value)
+}
+
+fn boolean(key: &str, text: &str) -> Result<bool, ConfigError> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, format!("must be true or false, not `{text}`"))),
+    }
+}
+
+/// A count that must be at least 1.
+fn count(key: &str, text: &str) -> Result<usize, ConfigError> {
+    match text.parse::<usize>() {
+        Ok(0) => Err(invalid(key, "must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(invalid(key, format!("`{text}` is not a whole number"))),
+    }
+}
+
+/// `512KiB`, `64MiB`, `1GiB` in KiB.
+fn size_kib(key: &str, text: &str) -> Result<u32, ConfigError> {
+    let bad = || {
+        invalid(
+            key,
+            format!("`{text}` is not a size (examples: 512KiB, 64MiB, 1GiB)"),
+        )
+    };
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let number: u64 = text[..digits].parse().map_err(|_| bad())?;
+    let factor: u64 = match text[digits..].trim_start() {
+        "KiB" => 1,
+        "MiB" => 1024,
+        "GiB" => 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    let kib = number
+        .checked_mul(factor)
+        .and_then(|k| u32::try_from(k).ok())
+        .ok_or_else(|| invalid(key, "is too large"))?;
+    if kib == 0 {
+        return Err(invalid(key, "must be greater than zero"));
+    }
+    Ok(kib)
+}
+
+fn ip_net(key: &str, text: &str) -> Result<IpNet, ConfigError> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| invalid(key, format!("`{text}` is not an IP address or CIDR")))
+}
+
+fn existing_file(key: &str, base_dir: &Path, name: &str) -> Result<PathBuf, ConfigError> {
+    let path = base_dir.join(name);
+    if name.is_empty() || !path.is_file() {
+        return Err(invalid(
+            key,
+            format!("`{}` does not exist or is not a file", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
+/// An absolute http(s) URL, rejecting what the `http` crate would silently drop or accept.
+fn absolute_url(key: &str, text: &str) -> Result<(Uri, bool), ConfigError> {
+    if text.contains('#') {
+        return Err(invalid(key, "must not have a fragment"));
+    }
+    let uri: Uri = text
+        .parse()
+        .map_err(|e| invalid(key, format!("`{text}` is not a URL: {e}")))?;
+    let https = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => false,
+        Some(s) if s.eq_ignore_ascii_case("https") => true,
+        _ => return Err(invalid(key, "must be an absolute http:// or https:// URL")),
+    };
+    match uri.authority() {
+        Some(a) if a.as_str().contains('@') => {
+            Err(invalid(key, "must not contain user information (user@)"))
+        }
+        Some(a) if !a.host().is_empty() => Ok((uri, https)),
+        _ => Err(invalid(key, "must name a host")),
+    }
+}
+
+fn public_url(text: &str) -> Result<PublicUrl, ConfigError> {
+    const KEY: &str = "public_url";
+    let (uri, https) = absolute_url(KEY, text)?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(invalid(
+            KEY,
+            "must be an origin: no path (beyond /) and no query",
+        ));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| invalid(KEY, "must name a host"))?;
+    let scheme = if https { "https" } else { "http" };
+    let host = authority.host().to_ascii_lowercase();
+    let origin = match authority.port_u16() {
+        Some(port) if port != if https { 443 } else { 80 } => {
+            format!("{scheme}://{host}:{port}")
+        }
+        _ => format!("{scheme}://{host}"),
+    };
+    Ok(PublicUrl { origin, https })
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn upstream(raw: &RawUpstream, warnings: &mut Vec<String>) -> Result<UpstreamConfig, ConfigError> {
+    const KEY: &str = "upstream.url";
+    let (uri, https) = absolute_url(KEY, &raw.url)?;
+    if https {
+        return Err(invalid(
+            KEY,
+            "upstream TLS is not supported yet: use an http:// upstream reachable only by \
+             Portcullis",
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(invalid(KEY, "must not have a query"));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| invalid(KEY, "must name a host"))?;
+    let prefix = match uri.path().trim_end_matches('/') {
+        "" => "/",
+        prefix => {
+            check_canonical_path(prefix).map_err(|m| invalid(KEY, format!("path prefix {m}")))?;
+            prefix
+        }
+    };
+    let url = Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(prefix)
+        .build()
+        .map_err(|e| invalid(KEY, e.to_string()))?;
+    if !is_loopback_host(authority.host()) {
+        warnings.push(format!(
+            "upstream.url: `{}` is not loopback; identity headers are only trustworthy if the \
+             upstream accepts connections only from Portcullis (firewall or NetworkPolicy)",
+            authority.host()
+        ));
+    }
+    let host_header = match raw.host_header.as_str() {
+        "preserve" => HostHeader::Preserve,
+        "upstream" => HostHeader::Upstream,
+        literal => match HeaderValue::from_str(literal) {
+            Ok(value) if !literal.is_empty() => HostHeader::Literal(value),
+            _ => {
+                return Err(invalid(
+                    "upstream.host_header",
+                    format!("`{literal}` is neither preserve, upstream nor a valid host value"),
+                ))
+            }
+        },
+    };
+    Ok(UpstreamConfig {
+        url,
+        connect_timeout: positive_duration("upstream.connect_timeout", &raw.connect_timeout)?,
+        timeout: positive_duration("upstream.timeout", &raw.timeout)?,
+        idle_timeout: positive_duration("upstream.idle_timeout", &raw.idle_timeout)?,
+        pool_idle_timeout: duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
+        host_header,
+    })
+}
+
+fn session_api_path(path: &str) -> Result<String, ConfigError> {
+    const KEY: &str = "session_api.path";
+    check_canonical_path(path).map_err(|m| invalid(KEY, m))?;
+    if path == "/" {
+        return Err(invalid(KEY, "must not be / (it would capture every path)"));
+    }
+    if path.ends_with('/') {
+        return Err(invalid(KEY, "must not end with /"));
+    }
+    Ok(path.to_owned())
+}
+
+fn identity(raw: &RawIdentity) -> Result<IdentityConfig, ConfigError> {
+    let max_concurrent_hashes = match &raw.max_concurrent_hashes {
+        Some(text) => count("identity.max_concurrent_hashes", text)?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    Ok(IdentityConfig {
+        max_concurrent_hashes,
+        hash_queue: count("identity.hash_queue", &raw.hash_queue)?,
+        max_hash_memory_kib: size_kib("identity.max_hash_memory", &raw.max_hash_memory)?,
+    })
+}
+
+fn header_name(key: &str, text: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| invalid(key, format!("`{text}` is not a header name")))
+}
+
+fn identity_headers(raw: &RawIdentityHeaders) -> Result<IdentityHeaders, ConfigError> {
+    let user = header_name("identity_headers.user", &raw.user)?;
+    let roles = header_name("identity_headers.roles", &raw.roles)?;
+    if user == roles {
+        return Err(invalid(
+            "identity_headers.roles",
+            "must differ from identity_headers.user",
+        ));
+    }
+    let mut strip = Vec::with_capacity(raw.strip.len());
+    for (i, pattern) in raw.strip.iter().enumerate() {
+        let normalized = pattern.to_ascii_lowercase().replace('_', "-");
+        let name = normalized.strip_suffix('*').unwrap_or(&normalized);
+        if name.is_empty() || !name.bytes().all(is_tchar) || name.contains('*') {
+            return Err(invalid(
+                format!("identity_headers.strip[{i}]"),
+                format!("`{pattern}` is neither a header name nor a `prefix*` pattern"),
+            ));
+        }
+        strip.push(normalized);
+    }
+    Ok(IdentityHeaders { user, roles, strip })
+}
+
+fn allow(key: &str, text: &str) -> Result<Allow, ConfigError> {
+    match text {
+        "anonymous" => Ok(Allow::Anonymous),
+        "optional" => Ok(Allow::Optional),
+        "authenticated" => Ok(Allow::Authenticated),
+        "deny" => Ok(Allow::Deny),
+        other => Err(invalid(
+            key,
+            format!("must be anonymous, optional, authenticated or deny, not `{other}`"),
+        )),
+    }
+}
+
+fn access(
+    raw: &RawAccess,
+    session_api_path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<RuleSet, ConfigError> {
+    let default = match allow("access.default", &raw.default)? {
+        Allow::Optional => {
+            return Err(invalid(
+                "access.default",
+                "must be authenticated, deny or anonymous (optional is for rules)",
+            ))
+        }
+        default => default,
+    };
+    let under_api = format!("{session_api_path}/");
+    let mut rules = Vec::with_capacity(raw.rules.len());
+    for (i, rule) in raw.rules.iter().enumerate() {
+        let key = format!("access.rules[{i}]");
+        let path = rule.path.as_str();
+        check_canonical_path(path).map_err(|m| invalid(format!("{key}.path"), m))?;
+        let allow = allow(&format!("{key}.allow"), &rule.allow)?;
+        if !rule.roles.is_empty() && allow != Allow::Authenticated {
+            return Err(invalid(
+                format!("{key}.roles"),
+                "roles only apply with allow: authenticated",
+            ));
+        }
+        for (j, role) in rule.roles.iter().enumerate() {
+            if !is_role(role) {
+                return Err(invalid(
+                    format!("{key}.roles[{j}]"),
+                    format!("{role:?} is not a valid role (1 to 64 of A-Z a-z 0-9 . _ : -)"),
+                ));
+            }
+        }
+        let methods = match &rule.methods {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(invalid(
+                    format!("{key}.methods"),
+                    "must not be empty (use allow: deny to refuse every method)",
+                ))
+            }
+            Some(list) => Some(methods(&key, list)?),
+        };
+        let pattern = if path.ends_with('/') {
+            PathPattern::Prefix(path.to_owned())
+        } else {
+            PathPattern::Exact(path.to_owned())
+        };
+        let covered = path.trim_end_matches('/');
+        if covered == session_api_path || path.starts_with(&under_api) {
+            warnings.push(format!(
+                "{key}.path: `{path}` belongs to session_api.path `{session_api_path}`, \
+                 which Portcullis answers itself; this rule never applies"
+            ));
+        }
+        rules.push(Rule {
+            path: pattern,
+            methods,
+            roles: rule.roles.clone(),
+            allow,
+        });
+    }
+    Ok(RuleSet::new(rules, default))
+}
+
+fn methods(key: &str, list: &[String]) -> Result<Vec<Method>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(j, text)| {
+            let upper_token =
+                !text.is_empty() && text.bytes().all(|b| is_tchar(b) && !b.is_ascii_lowercase());
+            Method::from_bytes(text.as_bytes())
+                .ok()
+                .filter(|_| upper_token)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{key}.methods[{j}]"),
+                        format!("`{text}` is not an upper-case method name"),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths_are_accepted_and_others_rejected() {
+        for ok in [
+            "/",
+            "/a",
+            "/a/",
+            "/a-b_c.d~e/f:g@h!$&'()*+,=",
+            "/.well-known/x",
+        ] {
+            assert_eq!(check_canonical_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "a", "//", "/a//b", "/.", "/./a", "/a/..", "/a%20b", "/a;b", "/a\\b", "/a?b",
+            "/a#b", "/a b", "/a\tb", "/a\u{0}", "/é", "/a\"b",
+        ] {
+            assert!(check_canonical_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_read_in_kib() {
+        assert_eq!(size_kib("k", "512KiB").unwrap(), 512);
+        assert_eq!(size_kib("k", "64MiB").unwrap(), 65536);
+        assert_eq!(size_kib("k", "1 GiB").unwrap(), 1024 * 1024);
+        for bad in ["64", "MiB", "64mb", "-1KiB", "4096GiB", "1.5MiB"] {
+            assert!(size_kib("k", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_names_follow_the_value_rule() {
+        assert!(is_role("team:ops.admin_1-x"));
+        assert!(is_role(&"r".repeat(64)));
+        assert!(!is_role(&"r".repeat(65)));
+        assert!(!is_role(""));
+        assert!(!is_role("a/b"));
+        assert!(!is_role("a@b"));
+    }
+}
