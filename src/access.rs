@@ -52,7 +52,7 @@ pub enum PathPattern {
     /// `"/x/"`: `/x/` and everything under it (and the bare `/x`, which names the same thing to
     /// most servers).
     Prefix(String),
-    /// `"/x"`: exactly `/x`.
+    /// `"/x"`: exactly `/x` (and `/x/`, which names the same thing to most servers).
     Exact(String),
 }
 
@@ -159,7 +159,13 @@ impl PathPattern {
                 .is_some_and(|head| same(head, prefix))
         };
         match self {
-            PathPattern::Exact(exact) => same(path, exact),
+            // `/x` and `/x/` name the same resource to most servers, so an exact rule covers
+            // both; otherwise the trailing-slash reading of every request would fall to the
+            // default and no exact rule could ever be more permissive than it.
+            PathPattern::Exact(exact) => {
+                same(path, exact)
+                    || (path.last() == Some(&b'/') && same(&path[..path.len() - 1], exact))
+            }
             // A prefix written without its trailing slash still covers only whole segments.
             PathPattern::Prefix(prefix) => match prefix.strip_suffix('/') {
                 Some(bare) => starts_with(prefix) || (!bare.is_empty() && same(path, bare)),
@@ -510,6 +516,14 @@ mod tests {
         assert_eq!(r.decide("/ME/", &Method::GET), Decision::Optional);
         assert_eq!(r.decide("/ops/", &Method::GET), Decision::Deny);
         assert_eq!(r.decide("/Ops", &Method::GET), Decision::Deny);
+    }
+
+    #[test]
+    fn exact_permissive_rule_works_under_default_deny() {
+        let r = RuleSet::new(vec![rule("/health", Allow::Anonymous, &[])], Allow::Deny);
+        assert_eq!(r.decide("/health", &Method::GET), Decision::Anonymous);
+        assert_eq!(r.decide("/health/", &Method::GET), Decision::Anonymous);
+        assert_eq!(r.decide("/health/x", &Method::GET), Decision::Deny);
     }
 
     #[test]

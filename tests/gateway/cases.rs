@@ -6,12 +6,18 @@ use http::Method;
 use portcullis::config::Secret;
 use portcullis::session::{CookieSigner, SessionId};
 
-use crate::support::{self, login, raw, Gateway, RedisServer, Store, Upstream, ADMIN_PW, SECRET_1, USER_PW};
+use crate::support::{
+    self, login, raw, Gateway, RedisServer, Store, Upstream, ADMIN_PW, SECRET_1, USER_PW,
+};
 
 /// Send `GET target` raw (so odd targets reach the gateway as written) with an optional cookie.
 async fn raw_get(gateway: &Gateway, target: &str, cookie: Option<&str>) -> (u16, String) {
-    let cookie = cookie.map(|c| format!("Cookie: gw_sid={c}\r\n")).unwrap_or_default();
-    let request = format!("GET {target} HTTP/1.1\r\nHost: gw.example.test\r\n{cookie}Connection: close\r\n\r\n");
+    let cookie = cookie
+        .map(|c| format!("Cookie: gw_sid={c}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: gw.example.test\r\n{cookie}Connection: close\r\n\r\n"
+    );
     raw(gateway.addr, request.as_bytes()).await
 }
 
@@ -35,17 +41,37 @@ async fn c01_dot_and_empty_segments_resolve_before_the_rules() {
         "/admin/users#x",
     ];
     for target in targets {
-        assert_eq!(raw_get(&gateway, target, None).await.0, 401, "{target} without cookie");
-        assert_eq!(raw_get(&gateway, target, Some(&sid_user)).await.0, 403, "{target} as user");
+        assert_eq!(
+            raw_get(&gateway, target, None).await.0,
+            401,
+            "{target} without cookie"
+        );
+        assert_eq!(
+            raw_get(&gateway, target, Some(&sid_user)).await.0,
+            403,
+            "{target} as user"
+        );
         assert!(upstream.is_untouched(), "{target} reached the upstream");
     }
-    assert_eq!(raw_get(&gateway, "/public/..;/admin/users", None).await.0, 400);
-    assert_eq!(raw_get(&gateway, "/public/..;/admin/users", Some(&sid_user)).await.0, 400);
+    assert_eq!(
+        raw_get(&gateway, "/public/..;/admin/users", None).await.0,
+        400
+    );
+    assert_eq!(
+        raw_get(&gateway, "/public/..;/admin/users", Some(&sid_user))
+            .await
+            .0,
+        400
+    );
     assert!(upstream.is_untouched());
 
     // With the admin session the upstream sees the resolved path, never the raw form.
     for target in targets {
-        assert_eq!(raw_get(&gateway, target, Some(&sid_admin)).await.0, 200, "{target} as admin");
+        assert_eq!(
+            raw_get(&gateway, target, Some(&sid_admin)).await.0,
+            200,
+            "{target} as admin"
+        );
         assert_eq!(upstream.only().target, "/admin/users", "{target}");
         upstream.clear();
     }
@@ -74,15 +100,26 @@ async fn c02_encoded_separators_and_double_encoding_are_400_before_any_lookup() 
         "/public/%25%32%65%25%32%65/admin/users",
     ] {
         assert_eq!(raw_get(&gateway, target, None).await.0, 400, "{target}");
-        assert_eq!(raw_get(&gateway, target, Some(&sid_user)).await.0, 400, "{target} with cookie");
+        assert_eq!(
+            raw_get(&gateway, target, Some(&sid_user)).await.0,
+            400,
+            "{target} with cookie"
+        );
     }
     let after: String = redis.cmd(&["INFO", "commandstats"]);
-    assert_eq!(commands(&before, "get"), commands(&after, "get"), "no store lookup for a rejected path");
+    assert_eq!(
+        commands(&before, "get"),
+        commands(&after, "get"),
+        "no store lookup for a rejected path"
+    );
     assert!(upstream.is_untouched());
 
     // Decoded once: an encoded letter is the letter.
     assert_eq!(raw_get(&gateway, "/%61dmin/users", None).await.0, 401);
-    assert_eq!(raw_get(&gateway, "/%61dmin/users", Some(&sid_user)).await.0, 403);
+    assert_eq!(
+        raw_get(&gateway, "/%61dmin/users", Some(&sid_user)).await.0,
+        403
+    );
     assert!(upstream.is_untouched());
 }
 
@@ -98,7 +135,15 @@ fn commands(info: &str, name: &str) -> u64 {
 #[tokio::test]
 async fn c05_malformed_targets_are_400_and_unmatched_paths_401() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
-    for target in ["/admin/%zz", "/admin/%", "/admin/%0", "/admin/%00users", "/admin/%ff%fe", "*", "admin/users"] {
+    for target in [
+        "/admin/%zz",
+        "/admin/%",
+        "/admin/%0",
+        "/admin/%00users",
+        "/admin/%ff%fe",
+        "*",
+        "admin/users",
+    ] {
         let (status, text) = raw_get(&gateway, target, None).await;
         assert_eq!(status, 400, "{target}: {text}");
     }
@@ -115,7 +160,12 @@ async fn c06_identity_headers_from_the_client_never_reach_the_upstream() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
     let mut anon = gateway.client();
     let reply = anon
-        .send(Method::GET, "/public/a", &[("X-Auth-User", "admin"), ("X-Auth-Roles", "admin")], Bytes::new())
+        .send(
+            Method::GET,
+            "/public/a",
+            &[("X-Auth-User", "admin"), ("X-Auth-Roles", "admin")],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(reply.status, 200);
     assert!(!upstream.only().has_prefix("x-auth-"));
@@ -124,7 +174,12 @@ async fn c06_identity_headers_from_the_client_never_reach_the_upstream() {
     let mut user = gateway.client();
     login(&mut user, "user", USER_PW).await;
     let reply = user
-        .send(Method::GET, "/api/x", &[("X-Auth-Roles", "admin"), ("x-auth-user", "admin")], Bytes::new())
+        .send(
+            Method::GET,
+            "/api/x",
+            &[("X-Auth-Roles", "admin"), ("x-auth-user", "admin")],
+            Bytes::new(),
+        )
         .await;
     assert_eq!(reply.status, 200);
     let seen = upstream.only();
@@ -199,9 +254,12 @@ async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
     let mut user = gateway.client();
     let sid = login(&mut user, "user", USER_PW).await;
     let (id, mac) = sid.split_once('.').unwrap();
-    let other = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate());
+    let other = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())])
+        .sign(&SessionId::generate());
     let other_mac = other.split_once('.').unwrap().1;
-    let foreign = CookieSigner::new(&[Secret::new(b"a-key-that-was-never-configured-000".to_vec())]).sign(&SessionId::generate());
+    let foreign =
+        CookieSigner::new(&[Secret::new(b"a-key-that-was-never-configured-000".to_vec())])
+            .sign(&SessionId::generate());
     let before: String = redis.cmd(&["INFO", "commandstats"]);
     let keys_before = redis.keys();
     let long = "a".repeat(8 * 1024);
@@ -228,7 +286,8 @@ async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
         assert_eq!(status, 401, "{cookie}: {text}");
     }
     // Non-UTF-8 bytes in the value.
-    let mut request = b"GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid=\xff\xfe".to_vec();
+    let mut request =
+        b"GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid=\xff\xfe".to_vec();
     request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
     assert!(matches!(raw(gateway.addr, &request).await.0, 400 | 401));
     // Two Cookie fields each carrying the session cookie.
@@ -236,7 +295,11 @@ async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
     assert_eq!(raw(gateway.addr, request.as_bytes()).await.0, 401);
 
     let after: String = redis.cmd(&["INFO", "commandstats"]);
-    assert_eq!(commands(&before, "get"), commands(&after, "get"), "no store read for a bad cookie");
+    assert_eq!(
+        commands(&before, "get"),
+        commands(&after, "get"),
+        "no store read for a bad cookie"
+    );
     assert_eq!(redis.keys(), keys_before, "no key created");
     assert!(upstream.is_untouched());
 }
@@ -255,11 +318,16 @@ async fn c13_login_never_keeps_or_adopts_a_client_chosen_id() {
     assert_ne!(sid_admin, sid_user);
     let mut replay = gateway.client();
     replay.set_cookie("gw_sid", &sid_user);
-    assert_eq!(replay.get("/api/x").await.status, 401, "the carried session was deleted");
+    assert_eq!(
+        replay.get("/api/x").await.status,
+        401,
+        "the carried session was deleted"
+    );
     assert_eq!(client.get("/session").await.json()["user"], "admin");
 
     // 2. A signed id that does not exist, and an unsigned attacker string.
-    let unknown = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate());
+    let unknown = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())])
+        .sign(&SessionId::generate());
     for planted in [unknown.as_str(), "attackerchosen"] {
         let mut client = gateway.client();
         client.set_cookie("gw_sid", planted);
@@ -282,7 +350,15 @@ async fn c13_login_never_keeps_or_adopts_a_client_chosen_id() {
 async fn credentials_sent_to_any_spelling_of_the_session_path_never_reach_the_upstream() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
     let body = format!("{{\"username\":\"user\",\"password\":\"{USER_PW}\"}}");
-    for target in ["//session", "/%73ession", "/./session", "/public/../session", "/SESSION", "/Session/x", "/session/"] {
+    for target in [
+        "//session",
+        "/%73ession",
+        "/./session",
+        "/public/../session",
+        "/SESSION",
+        "/Session/x",
+        "/session/",
+    ] {
         let request = format!(
             "POST {target} HTTP/1.1\r\nHost: gw.example.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()

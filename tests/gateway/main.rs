@@ -3,8 +3,8 @@
 
 mod support;
 
-mod session_api;
 mod cases;
 mod outage;
 mod proxy;
+mod session_api;
 mod store;

@@ -36,11 +36,18 @@ async fn authenticated_request_reaches_upstream_with_identity_and_clean_headers(
     assert_eq!(seen.header("x-http-method-override"), None);
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host"), Some(gateway.addr.to_string().as_str()));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(gateway.addr.to_string().as_str())
+    );
     assert_eq!(seen.header("forwarded"), None);
     assert_eq!(seen.header("x-original-url"), None);
     assert_eq!(seen.header("accept"), Some("application/json"));
-    assert_eq!(seen.header("host"), Some(gateway.addr.to_string().as_str()), "host_header: preserve");
+    assert_eq!(
+        seen.header("host"),
+        Some(gateway.addr.to_string().as_str()),
+        "host_header: preserve"
+    );
 }
 
 #[tokio::test]
@@ -58,7 +65,10 @@ async fn user_without_the_role_gets_403_and_nothing_is_forwarded() {
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     let reply = client.get("/admin/users").await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (403, "forbidden"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (403, "forbidden")
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert!(upstream.is_untouched());
 }
@@ -74,14 +84,32 @@ async fn rules_methods_and_default_deny() {
     let gateway = support::Gateway::start(&yaml).await;
     let mut client = gateway.client();
     assert_eq!(client.get("/exact").await.status, 200);
-    assert_eq!(client.get("/exact/more").await.status, 401, "exact rule covers only itself");
-    assert_eq!(client.get("/unknown-area/x").await.status, 401, "default deny without a session");
+    assert_eq!(
+        client.get("/exact/more").await.status,
+        401,
+        "exact rule covers only itself"
+    );
+    assert_eq!(
+        client.get("/unknown-area/x").await.status,
+        401,
+        "default deny without a session"
+    );
     login(&mut client, "user", USER_PW).await;
-    assert_eq!(client.get("/unknown-area/x").await.status, 403, "default deny with a session");
+    assert_eq!(
+        client.get("/unknown-area/x").await.status,
+        403,
+        "default deny with a session"
+    );
     assert_eq!(client.get("/reports/q1").await.status, 200);
-    let reply = client.send(Method::POST, "/reports/q1", &[], Bytes::new()).await;
+    let reply = client
+        .send(Method::POST, "/reports/q1", &[], Bytes::new())
+        .await;
     assert_eq!(reply.status, 403, "methods: [GET] denies POST");
-    let seen: Vec<String> = upstream.requests().into_iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+    let seen: Vec<String> = upstream
+        .requests()
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
     assert_eq!(seen, ["GET /exact", "GET /reports/q1"]);
 }
 
@@ -90,7 +118,14 @@ async fn public_route_needs_no_session_and_never_carries_identity() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
     let mut client = gateway.client();
     login(&mut client, "admin", ADMIN_PW).await;
-    let reply = client.send(Method::GET, "/public/a", &[("x-auth-user", "admin")], Bytes::new()).await;
+    let reply = client
+        .send(
+            Method::GET,
+            "/public/a",
+            &[("x-auth-user", "admin")],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(reply.status, 200);
     let seen = upstream.only();
     assert!(!seen.has_prefix("x-auth-"), "{:?}", seen.headers);
@@ -102,7 +137,14 @@ async fn a_large_upload_streams_through_intact() {
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     let body = Bytes::from(vec![b'x'; 5 * 1024 * 1024]);
-    let reply = client.send(Method::PUT, "/api/upload", &[("content-type", "application/octet-stream")], body).await;
+    let reply = client
+        .send(
+            Method::PUT,
+            "/api/upload",
+            &[("content-type", "application/octet-stream")],
+            body,
+        )
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(upstream.only().body_len, 5 * 1024 * 1024);
     assert_eq!(reply.json()["body_len"], 5 * 1024 * 1024);
@@ -136,19 +178,27 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     let reply = client.get("/hang").await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (504, "upstream_timeout"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (504, "upstream_timeout")
+    );
     upstream.stop();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let reply = client.get("/api/x").await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (502, "bad_gateway"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (502, "bad_gateway")
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 }
 
 #[tokio::test]
 async fn upstream_path_prefix_is_kept() {
     let upstream = Upstream::start().await;
-    let yaml = support::config_yaml(upstream.addr, Store::Memory, "")
-        .replace(&format!("url: \"http://{}\"", upstream.addr), &format!("url: \"http://{}/base/\"", upstream.addr));
+    let yaml = support::config_yaml(upstream.addr, Store::Memory, "").replace(
+        &format!("url: \"http://{}\"", upstream.addr),
+        &format!("url: \"http://{}/base/\"", upstream.addr),
+    );
     let gateway = support::Gateway::start(&yaml).await;
     let mut client = gateway.client();
     assert_eq!(client.get("/public/a?q=1").await.status, 200);
@@ -174,10 +224,17 @@ async fn a_password_change_in_the_config_ends_old_sessions() {
 
     // New password hash for `user`: the old session ends and its record is deleted.
     let (old_hash, _, _) = support::hashes();
-    let changed = yaml.replace(old_hash.as_str(), &portcullis::identity::hash_password("new-password-2"));
+    let changed = yaml.replace(
+        old_hash.as_str(),
+        &portcullis::identity::hash_password("new-password-2"),
+    );
     let gateway = support::Gateway::start(&changed).await;
     let mut client = gateway.client();
     client.set_cookie("gw_sid", &sid);
     assert_eq!(client.get("/api/x").await.status, 401);
-    assert!(redis.keys().iter().all(|k| !k.starts_with("portcullis:s:")), "{:?}", redis.keys());
+    assert!(
+        redis.keys().iter().all(|k| !k.starts_with("portcullis:s:")),
+        "{:?}",
+        redis.keys()
+    );
 }

@@ -10,13 +10,20 @@ async fn login_status_logout_round_trip(store: Store<'_>) {
     let mut client = gateway.client();
 
     let reply = client
-        .post_json("/session", &serde_json::json!({ "username": "user", "password": USER_PW }))
+        .post_json(
+            "/session",
+            &serde_json::json!({ "username": "user", "password": USER_PW }),
+        )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text());
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let set_cookie = reply.set_cookies()[0].to_owned();
     assert!(set_cookie.starts_with("gw_sid="), "{set_cookie}");
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && set_cookie.contains("Path=/"));
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Lax")
+            && set_cookie.contains("Path=/")
+    );
     let body = reply.json();
     assert_eq!(body["user"], "user");
     assert_eq!(body["roles"], serde_json::json!(["reader"]));
@@ -27,19 +34,28 @@ async fn login_status_logout_round_trip(store: Store<'_>) {
     let reply = client.get("/session").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["user"], "user");
-    assert!(reply.set_cookies().is_empty(), "no re-issue when signed with the first secret");
+    assert!(
+        reply.set_cookies().is_empty(),
+        "no re-issue when signed with the first secret"
+    );
 
     let cookie = client.cookie("gw_sid").unwrap();
     let reply = client.delete("/session").await;
     assert_eq!(reply.status, 204);
     let cleared = reply.set_cookies()[0];
-    assert!(cleared.starts_with("gw_sid=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.starts_with("gw_sid=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
 
     // The old cookie is refused everywhere afterwards.
     client.set_cookie("gw_sid", &cookie);
     assert_eq!(client.get("/session").await.status, 401);
     let reply = client.get("/api/x").await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (401, "unauthenticated"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (401, "unauthenticated")
+    );
     assert!(upstream.is_untouched());
 }
 
@@ -53,16 +69,29 @@ async fn login_status_logout_round_trip_on_redis() {
     let redis = RedisServer::start();
     login_status_logout_round_trip(Store::Redis(&redis)).await;
     // Logout deleted the record: no session keys remain.
-    assert!(redis.keys().iter().all(|k| !k.starts_with("portcullis:s:")), "{:?}", redis.keys());
+    assert!(
+        redis.keys().iter().all(|k| !k.starts_with("portcullis:s:")),
+        "{:?}",
+        redis.keys()
+    );
 }
 
 #[tokio::test]
 async fn unknown_user_wrong_password_and_disabled_user_get_the_same_401() {
     let (_upstream, gateway) = support::setup(Store::Memory).await;
     let mut replies = Vec::new();
-    for (user, pw) in [("user", "wrong"), ("nobody", USER_PW), ("disabled", crate::support::DISABLED_PW)] {
+    for (user, pw) in [
+        ("user", "wrong"),
+        ("nobody", USER_PW),
+        ("disabled", crate::support::DISABLED_PW),
+    ] {
         let mut client = gateway.client();
-        let reply = client.post_json("/session", &serde_json::json!({ "username": user, "password": pw })).await;
+        let reply = client
+            .post_json(
+                "/session",
+                &serde_json::json!({ "username": user, "password": pw }),
+            )
+            .await;
         assert_eq!(reply.status, 401);
         assert!(reply.set_cookies().is_empty());
         let mut headers: Vec<(String, String)> = reply
@@ -86,42 +115,89 @@ async fn malformed_logins_are_refused_with_their_own_codes() {
     let mut client = gateway.client();
     let json = [("content-type", "application/json")];
 
-    let reply = client.send(Method::POST, "/session", &json, Bytes::from_static(b"{not json")).await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (400, "bad_request"));
-    let reply = client.send(Method::POST, "/session", &json, Bytes::from_static(b"{\"username\":\"user\"}")).await;
+    let reply = client
+        .send(
+            Method::POST,
+            "/session",
+            &json,
+            Bytes::from_static(b"{not json"),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (400, "bad_request")
+    );
+    let reply = client
+        .send(
+            Method::POST,
+            "/session",
+            &json,
+            Bytes::from_static(b"{\"username\":\"user\"}"),
+        )
+        .await;
     assert_eq!(reply.status, 400);
 
     let reply = client
-        .send(Method::POST, "/session", &[("content-type", "text/plain")], Bytes::from_static(b"{}"))
+        .send(
+            Method::POST,
+            "/session",
+            &[("content-type", "text/plain")],
+            Bytes::from_static(b"{}"),
+        )
         .await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (415, "unsupported_media_type"));
-    let reply = client.send(Method::POST, "/session", &[], Bytes::from_static(b"{}")).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (415, "unsupported_media_type")
+    );
+    let reply = client
+        .send(Method::POST, "/session", &[], Bytes::from_static(b"{}"))
+        .await;
     assert_eq!(reply.status, 415);
     let reply = client
         .send(
             Method::POST,
             "/session",
             &[("content-type", "application/json; charset=utf-8")],
-            Bytes::from(serde_json::to_vec(&serde_json::json!({"username":"user","password":USER_PW})).unwrap()),
+            Bytes::from(
+                serde_json::to_vec(&serde_json::json!({"username":"user","password":USER_PW}))
+                    .unwrap(),
+            ),
         )
         .await;
     assert_eq!(reply.status, 201, "charset parameter is allowed");
 
-    let big = format!("{{\"username\":\"user\",\"password\":\"{}\"}}", "a".repeat(20 * 1024));
-    let reply = client.send(Method::POST, "/session", &json, Bytes::from(big)).await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (413, "payload_too_large"));
+    let big = format!(
+        "{{\"username\":\"user\",\"password\":\"{}\"}}",
+        "a".repeat(20 * 1024)
+    );
+    let reply = client
+        .send(Method::POST, "/session", &json, Bytes::from(big))
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (413, "payload_too_large")
+    );
 
     let long_pw = serde_json::json!({"username":"user","password":"a".repeat(1025)});
     let reply = client.post_json("/session", &long_pw).await;
     assert_eq!(reply.status, 400);
 
-    let reply = client.send(Method::PUT, "/session", &[], Bytes::new()).await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (405, "method_not_allowed"));
+    let reply = client
+        .send(Method::PUT, "/session", &[], Bytes::new())
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (405, "method_not_allowed")
+    );
     assert_eq!(reply.header("allow"), Some("GET, HEAD, POST, DELETE"));
 
     for path in ["/session/x", "/session/", "/SESSION"] {
         let reply = client.get(path).await;
-        assert_eq!((reply.status, reply.error_code().as_str()), (404, "not_found"), "{path}");
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (404, "not_found"),
+            "{path}"
+        );
     }
 }
 
@@ -130,7 +206,10 @@ async fn get_and_delete_without_a_session() {
     let (_upstream, gateway) = support::setup(Store::Memory).await;
     let mut client = gateway.client();
     let reply = client.get("/session").await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (401, "unauthenticated"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (401, "unauthenticated")
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let reply = client.delete("/session").await;
     assert_eq!(reply.status, 204);
@@ -145,7 +224,14 @@ async fn login_replaces_the_carried_session_with_a_new_id() {
     let first = login(&mut client, "user", USER_PW).await;
     let second = login(&mut client, "admin", ADMIN_PW).await;
     assert_ne!(first, second);
-    assert_eq!(redis.keys().iter().filter(|k| k.starts_with("portcullis:s:")).count(), 1);
+    assert_eq!(
+        redis
+            .keys()
+            .iter()
+            .filter(|k| k.starts_with("portcullis:s:"))
+            .count(),
+        1
+    );
     assert_eq!(client.get("/session").await.json()["user"], "admin");
     client.set_cookie("gw_sid", &first);
     assert_eq!(client.get("/api/x").await.status, 401);
@@ -164,14 +250,21 @@ async fn secret_rotation_keeps_sessions_and_reissues_the_cookie() {
     // [K2, K1]: K2 signs, K1 still verifies.
     let rotated = yaml.replace(
         &format!("secrets: [\"{}\"]", support::SECRET_1),
-        &format!("secrets: [\"{}\", \"{}\"]", support::SECRET_2, support::SECRET_1),
+        &format!(
+            "secrets: [\"{}\", \"{}\"]",
+            support::SECRET_2,
+            support::SECRET_1
+        ),
     );
     let gateway = support::Gateway::start(&rotated).await;
     let mut client = gateway.client();
     client.set_cookie("gw_sid", &old);
     let reply = client.get("/api/x").await;
     assert_eq!(reply.status, 200);
-    assert!(reply.set_cookies().is_empty(), "proxied responses are unchanged");
+    assert!(
+        reply.set_cookies().is_empty(),
+        "proxied responses are unchanged"
+    );
     let reply = client.get("/session").await;
     assert_eq!(reply.status, 200);
     let fresh = client.cookie("gw_sid").unwrap();
@@ -179,7 +272,10 @@ async fn secret_rotation_keeps_sessions_and_reissues_the_cookie() {
     gateway.shutdown().await;
 
     // [K2] only: the old cookie no longer verifies, the re-issued one does.
-    let only_new = yaml.replace(&format!("secrets: [\"{}\"]", support::SECRET_1), &format!("secrets: [\"{}\"]", support::SECRET_2));
+    let only_new = yaml.replace(
+        &format!("secrets: [\"{}\"]", support::SECRET_1),
+        &format!("secrets: [\"{}\"]", support::SECRET_2),
+    );
     let gateway = support::Gateway::start(&only_new).await;
     let mut client = gateway.client();
     client.set_cookie("gw_sid", &old);

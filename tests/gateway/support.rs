@@ -15,9 +15,9 @@ use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
 use tokio::sync::oneshot;
 
-pub use client::{raw, Client, Reply};
+pub use client::{raw, Client};
 pub use redis::RedisServer;
-pub use upstream::{Recorded, Upstream};
+pub use upstream::Upstream;
 
 /// Passwords of the fixture users.
 pub const USER_PW: &str = "reader-password-1";
@@ -32,7 +32,11 @@ pub fn hashes() -> &'static (String, String, String) {
     static HASHES: OnceLock<(String, String, String)> = OnceLock::new();
     HASHES.get_or_init(|| {
         use portcullis::identity::hash_password;
-        (hash_password(USER_PW), hash_password(ADMIN_PW), hash_password(DISABLED_PW))
+        (
+            hash_password(USER_PW),
+            hash_password(ADMIN_PW),
+            hash_password(DISABLED_PW),
+        )
     })
 }
 
@@ -81,15 +85,26 @@ pub struct Gateway {
 impl Gateway {
     /// Start the real gateway from YAML (listeners on port 0).
     pub async fn start(yaml: &str) -> Gateway {
-        let config = Config::from_yaml_str(yaml).unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
+        let config = Config::from_yaml_str(yaml)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
         let listeners = Listeners::bind(&config).await.expect("bind gateway");
         let (addr, admin) = (listeners.proxy_addr(), listeners.admin_addr());
         let state = AppState::new(config).expect("gateway state");
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server::run(listeners, std::sync::Arc::clone(&state), async {
-            let _ = stopped.await;
-        }));
-        Gateway { addr, admin, state, stop: Some(stop), task: Some(task) }
+        let task = tokio::spawn(server::run(
+            listeners,
+            std::sync::Arc::clone(&state),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Gateway {
+            addr,
+            admin,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// A client for the proxy listener.
@@ -131,8 +146,13 @@ pub async fn setup_with(store: Store<'_>, extra: &str) -> (Upstream, Gateway) {
 /// Log in through `client` and return its session cookie value.
 pub async fn login(client: &mut Client, user: &str, password: &str) -> String {
     let reply = client
-        .post_json("/session", &serde_json::json!({ "username": user, "password": password }))
+        .post_json(
+            "/session",
+            &serde_json::json!({ "username": user, "password": password }),
+        )
         .await;
     assert_eq!(reply.status, 201, "login as {user}: {}", reply.text());
-    client.cookie("gw_sid").expect("login sets the session cookie")
+    client
+        .cookie("gw_sid")
+        .expect("login sets the session cookie")
 }

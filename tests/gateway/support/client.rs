@@ -26,7 +26,8 @@ impl Reply {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     /// The `error` code of a JSON error body.
@@ -40,7 +41,11 @@ impl Reply {
 
     /// Every `Set-Cookie` value.
     pub fn set_cookies(&self) -> Vec<&str> {
-        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect()
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
     }
 }
 
@@ -54,7 +59,11 @@ pub struct Client {
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
-        Client { addr, http, jar: BTreeMap::new() }
+        Client {
+            addr,
+            http,
+            jar: BTreeMap::new(),
+        }
     }
 
     /// A cookie from the jar.
@@ -76,14 +85,30 @@ impl Client {
 
     pub async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Reply {
         let body = Bytes::from(serde_json::to_vec(body).unwrap());
-        self.send(Method::POST, path, &[("content-type", "application/json")], body).await
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
     }
 
     /// Send a request with extra headers; the jar's cookies are added unless a `cookie` header
     /// is given explicitly.
-    pub async fn send(&mut self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Reply {
-        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
-        let explicit_cookie = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("cookie"));
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        let explicit_cookie = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("cookie"));
         if !explicit_cookie && !self.jar.is_empty() {
             let cookies: Vec<String> = self.jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
             request = request.header("cookie", cookies.join("; "));
@@ -98,7 +123,11 @@ impl Client {
             .expect("request sent");
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("response body").to_bytes();
-        let reply = Reply { status: parts.status.as_u16(), headers: parts.headers, body };
+        let reply = Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        };
         for value in reply.set_cookies() {
             let first = value.split(';').next().unwrap();
             let (name, val) = first.split_once('=').unwrap();
@@ -120,6 +149,10 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> (u16, String) {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }

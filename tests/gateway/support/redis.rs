@@ -11,13 +11,21 @@ pub struct RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl RedisServer {
     /// Start `redis-server`; a missing binary fails the test with how to install it.
     pub fn start() -> RedisServer {
-        let mut server = RedisServer { port: 0, child: None, dir: tempfile::tempdir().unwrap() };
+        let mut server = RedisServer {
+            port: 0,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
         for _ in 0..5 {
             server.port = free_port();
             if server.spawn() {
@@ -68,7 +76,9 @@ impl RedisServer {
     }
 
     fn ping(&self) -> bool {
-        self.conn().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok()
+        self.conn()
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
     }
 
     /// Run one command and return its reply.
@@ -99,20 +109,36 @@ impl RedisServer {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("redis is running").id().to_string();
-        let status = Command::new("kill").args([sig, &pid]).status().expect("run kill");
+        let pid = self
+            .child
+            .as_ref()
+            .expect("redis is running")
+            .id()
+            .to_string();
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("run kill");
         assert!(status.success());
     }
 
-    /// Stop the server (simulating an outage).
+    /// Stop the server (an outage), saving its data first so that [`RedisServer::restart`]
+    /// brings it back as it was, like a Redis with persistence.
     pub fn stop(&mut self) {
+        if self.child.is_some() {
+            let _: String = self.cmd(&["SAVE"]);
+        }
         self.kill();
     }
 
-    /// Start it again on the same port (data is not kept: persistence is off).
+    /// Start it again on the same port, with the data saved by [`RedisServer::stop`].
     pub fn restart(&mut self) {
         self.kill();
-        assert!(self.spawn(), "redis-server did not restart on port {}", self.port);
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 
     fn kill(&mut self) {

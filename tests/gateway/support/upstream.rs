@@ -29,19 +29,29 @@ pub struct Recorded {
 impl Recorded {
     /// Every value of header `name` (case-insensitive).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The one value of header `name`; panics if there are several.
     pub fn header(&self, name: &str) -> Option<&str> {
         let all = self.all(name);
-        assert!(all.len() <= 1, "header {name} received {} times: {all:?}", all.len());
+        assert!(
+            all.len() <= 1,
+            "header {name} received {} times: {all:?}",
+            all.len()
+        );
         all.first().copied()
     }
 
     /// Whether any header name starts with `prefix` (case-insensitive, `_` read as `-`).
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.headers.iter().any(|(n, _)| n.to_ascii_lowercase().replace('_', "-").starts_with(prefix))
+        self.headers
+            .iter()
+            .any(|(n, _)| n.to_ascii_lowercase().replace('_', "-").starts_with(prefix))
     }
 }
 
@@ -64,7 +74,9 @@ impl Upstream {
         let shared = Arc::clone(&records);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let records = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -77,7 +89,11 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, records, task }
+        Upstream {
+            addr,
+            records,
+            task,
+        }
     }
 
     /// Everything received so far.
@@ -88,7 +104,12 @@ impl Upstream {
     /// The only request received; panics unless exactly one arrived.
     pub fn only(&self) -> Recorded {
         let all = self.requests();
-        assert_eq!(all.len(), 1, "upstream received {} requests: {all:#?}", all.len());
+        assert_eq!(
+            all.len(),
+            1,
+            "upstream received {} requests: {all:#?}",
+            all.len()
+        );
         all.into_iter().next().unwrap()
     }
 
@@ -115,14 +136,23 @@ impl Drop for Upstream {
 
 async fn echo(req: Request<Incoming>, records: Arc<Mutex<Vec<Recorded>>>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let record = Recorded {
         method: parts.method.to_string(),
         target: parts.uri.to_string(),
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body_len: body.len(),
     };
