@@ -19,6 +19,7 @@
 //! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the immutable state shared by every request.
+//! - [`watchdog`]: header-read and keep-alive limits per connection.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(rust_2018_idioms)]
@@ -38,3 +39,4 @@ pub mod session;
 pub mod session_api;
 pub mod state;
 pub mod tls;
+pub mod watchdog;

@@ -10,17 +10,21 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
+use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
 use crate::tls::{self, TlsError};
+use crate::watchdog::{TrackedBody, Watched};
 use crate::{admin, router};
 
 /// Most request header fields accepted on one request.
@@ -159,7 +163,8 @@ fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        // The watchdog enforces the header and keep-alive limits separately (see watchdog.rs).
+        .header_read_timeout(None)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
@@ -195,19 +200,19 @@ fn serve_proxy(
             peer,
             tls: tls.is_some(),
         };
-        let service = {
+        let timeouts = state.config.server.clone();
+        let handler = {
             let state = Arc::clone(&state);
-            service_fn(move |request| {
+            move |request| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(router::handle(&state, conn, request).await) }
-            })
+                async move { router::handle(&state, conn, request).await }
+            }
         };
         let Some(acceptor) = tls else {
-            return serve_io(stream, service, &http, watcher).await;
+            return serve_io(stream, handler, &http, watcher, &timeouts).await;
         };
-        let timeout = state.config.server.tls_handshake_timeout;
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => serve_io(stream, service, &http, watcher).await,
+        match tokio::time::timeout(timeouts.tls_handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_io(stream, handler, &http, watcher, &timeouts).await,
             Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
@@ -221,30 +226,37 @@ fn serve_admin(
     graceful: &GracefulShutdown,
 ) {
     let state = Arc::clone(state);
-    let service = service_fn(move |request| {
-        let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(admin::handle(&state, &request)) }
-    });
     let http = http.clone();
     let watcher = graceful.watcher();
-    tokio::spawn(async move { serve_io(stream, service, &http, watcher).await });
+    tokio::spawn(async move {
+        let timeouts = state.config.server.clone();
+        let handler = move |request: Request<Incoming>| {
+            let response = admin::handle(&state, &request);
+            async move { response }
+        };
+        serve_io(stream, handler, &http, watcher, &timeouts).await;
+    });
 }
 
-async fn serve_io<I, S>(
+/// Serve HTTP on one connection under the watchdog, until it closes or shutdown ends it.
+async fn serve_io<I, H, F>(
     io: I,
-    service: S,
+    handler: H,
     http: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: Watcher,
+    timeouts: &ServerConfig,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::response::Body>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let (io, conn_state) =
+        Watched::new(io, timeouts.header_read_timeout, timeouts.keepalive_timeout);
+    let service = service_fn(move |request| {
+        let in_flight = conn_state.request_started();
+        let response = handler(request);
+        async move { Ok::<_, Infallible>(response.await.map(|body| TrackedBody::new(body, in_flight))) }
+    });
     let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(err) = watcher.watch(conn.into_owned()).await {
         tracing::debug!(error = %err, "connection ended with an error");

@@ -4,6 +4,7 @@
 mod support;
 
 mod cases;
+mod connections;
 mod outage;
 mod proxy;
 mod session_api;
