@@ -26,7 +26,8 @@ async fn main() -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
-            let service = service_fn(|request| async move { Ok::<_, Infallible>(echo(request).await) });
+            let service =
+                service_fn(|request| async move { Ok::<_, Infallible>(echo(request).await) });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -36,11 +37,20 @@ async fn main() -> std::io::Result<()> {
 
 async fn echo(request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body_len = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let body_len = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()
-        .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into()))
+        .map(|(name, value)| {
+            (
+                name.to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into(),
+            )
+        })
         .collect();
     let json = serde_json::json!({
         "method": parts.method.as_str(),
@@ -51,6 +61,9 @@ async fn echo(request: Request<Incoming>) -> Response<Full<Bytes>> {
     let mut body = serde_json::to_vec_pretty(&json).expect("JSON serializes");
     body.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    response.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
+    response.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("valid header"),
+    );
     response
 }

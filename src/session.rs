@@ -420,3 +420,104 @@ fn ms(d: Duration) -> u64 {
 pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(secrets: &[&str]) -> CookieSigner {
+        let secrets: Vec<Secret<Vec<u8>>> = secrets
+            .iter()
+            .map(|s| Secret::new(s.as_bytes().to_vec()))
+            .collect();
+        CookieSigner::new(&secrets)
+    }
+
+    const K1: &str = "first-secret-0123456789abcdef0123456789";
+    const K2: &str = "second-secret-0123456789abcdef012345678";
+
+    #[test]
+    fn signed_cookie_verifies_and_has_the_exact_shape() {
+        let s = signer(&[K1]);
+        let id = SessionId::generate();
+        let value = s.sign(&id);
+        assert_eq!(value.len(), COOKIE_VALUE_LEN);
+        assert_eq!(
+            s.verify(value.as_bytes()),
+            Some(Verified {
+                id,
+                stale_key: false
+            })
+        );
+    }
+
+    #[test]
+    fn rotation_verifies_with_older_keys_and_flags_them() {
+        let id = SessionId::generate();
+        let old = signer(&[K1]).sign(&id);
+        let rotated = signer(&[K2, K1]);
+        assert_eq!(
+            rotated.verify(old.as_bytes()),
+            Some(Verified {
+                id: id.clone(),
+                stale_key: true
+            })
+        );
+        assert_eq!(signer(&[K2]).verify(old.as_bytes()), None);
+        assert!(
+            !rotated
+                .verify(rotated.sign(&id).as_bytes())
+                .unwrap()
+                .stale_key
+        );
+    }
+
+    #[test]
+    fn tampered_or_malformed_values_never_verify() {
+        let s = signer(&[K1]);
+        let value = s.sign(&SessionId::generate());
+        let (id, mac) = value.split_once('.').unwrap();
+        let other = s.sign(&SessionId::generate());
+        let other_mac = other.split_once('.').unwrap().1;
+        let mut flipped = value.clone().into_bytes();
+        flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+        for bad in [
+            String::new(),
+            id.to_owned(),
+            format!("{id}."),
+            format!(".{mac}"),
+            format!("{id}.{other_mac}"),
+            format!("\"{value}\""),
+            format!("{value}="),
+            value.replace('.', ":"),
+            String::from_utf8(flipped).unwrap(),
+        ] {
+            assert_eq!(s.verify(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_base64_is_refused() {
+        let s = signer(&[K1]);
+        let value = s.sign(&SessionId::generate());
+        // The last character of a 43-char encoding of 32 bytes carries 2 unused bits; setting
+        // them spells the same bytes differently, which must not verify.
+        let mut bytes = value.into_bytes();
+        let last_id = B64_32_LEN - 1;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let pos = alphabet.iter().position(|c| *c == bytes[last_id]).unwrap();
+        bytes[last_id] = alphabet[pos | 1];
+        if pos & 1 == 0 {
+            assert_eq!(s.verify(&bytes), None);
+        }
+    }
+
+    #[test]
+    fn store_key_is_a_hash_of_the_id() {
+        let id = SessionId::generate();
+        let digest = id.digest_hex();
+        assert_eq!(digest.len(), 64);
+        assert!(!digest.contains(&URL_SAFE_NO_PAD.encode(id.0)));
+        assert_eq!(format!("{id:?}"), "SessionId([redacted])");
+    }
+}
