@@ -106,6 +106,11 @@ pub fn credential_fingerprint(password_hash: &str) -> String {
 
 /// Hash a password for a users entry (argon2id, m=19456 KiB, t=2, p=1).
 pub fn hash_password(password: &str) -> String {
+    hash_with(password, default_scheme())
+}
+
+/// argon2id with the documented default parameters.
+fn default_scheme() -> (Algorithm, Params) {
     let params = Params::new(
         DEFAULT_HASH_MEMORY_KIB,
         DEFAULT_HASH_ITERATIONS,
@@ -113,7 +118,7 @@ pub fn hash_password(password: &str) -> String {
         None,
     )
     .expect("the default argon2 parameters are valid");
-    hash_with(password, (Algorithm::Argon2id, params))
+    (Algorithm::Argon2id, params)
 }
 
 fn hash_with(password: &str, (algorithm, params): (Algorithm, Params)) -> String {
@@ -159,14 +164,7 @@ fn most_common_params(users: &[User]) -> (Algorithm, Params) {
             return (algorithm, params);
         }
     }
-    let params = Params::new(
-        DEFAULT_HASH_MEMORY_KIB,
-        DEFAULT_HASH_ITERATIONS,
-        DEFAULT_HASH_PARALLELISM,
-        None,
-    )
-    .expect("the default argon2 parameters are valid");
-    (Algorithm::Argon2id, params)
+    default_scheme()
 }
 
 type Job = (String, String, oneshot::Sender<bool>);

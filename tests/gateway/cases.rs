@@ -6,9 +6,7 @@ use http::Method;
 use portcullis::config::Secret;
 use portcullis::session::{CookieSigner, SessionId};
 
-use crate::support::{
-    self, login, raw, Gateway, RedisServer, Store, Upstream, ADMIN_PW, SECRET_1, USER_PW,
-};
+use crate::support::{self, login, raw, Gateway, RedisServer, Store, Upstream, ADMIN_PW, USER_PW};
 
 /// Send `GET target` raw (so odd targets reach the gateway as written) with an optional cookie.
 async fn raw_get(gateway: &Gateway, target: &str, cookie: Option<&str>) -> (u16, String) {
@@ -254,8 +252,7 @@ async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
     let mut user = gateway.client();
     let sid = login(&mut user, "user", USER_PW).await;
     let (id, mac) = sid.split_once('.').unwrap();
-    let other = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())])
-        .sign(&SessionId::generate());
+    let other = support::unknown_signed_cookie();
     let other_mac = other.split_once('.').unwrap().1;
     let foreign =
         CookieSigner::new(&[Secret::new(b"a-key-that-was-never-configured-000".to_vec())])
@@ -326,8 +323,7 @@ async fn c13_login_never_keeps_or_adopts_a_client_chosen_id() {
     assert_eq!(client.get("/session").await.json()["user"], "admin");
 
     // 2. A signed id that does not exist, and an unsigned attacker string.
-    let unknown = CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())])
-        .sign(&SessionId::generate());
+    let unknown = support::unknown_signed_cookie();
     for planted in [unknown.as_str(), "attackerchosen"] {
         let mut client = gateway.client();
         client.set_cookie("gw_sid", planted);

@@ -3,14 +3,8 @@
 
 use bytes::Bytes;
 use http::Method;
-use portcullis::config::Secret;
-use portcullis::session::{CookieSigner, SessionId};
 
-use crate::support::{self, login, RedisServer, Store, SECRET_1, USER_PW};
-
-fn made_up_signed_cookie() -> String {
-    CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate())
-}
+use crate::support::{self, login, RedisServer, Store, USER_PW};
 
 #[tokio::test]
 async fn frozen_redis_fails_closed_and_public_routes_keep_working() {
@@ -27,7 +21,7 @@ async fn frozen_redis_fails_closed_and_public_routes_keep_working() {
         (503, "session_store_unavailable")
     );
     let mut forged = gateway.client();
-    forged.set_cookie("gw_sid", &made_up_signed_cookie());
+    forged.set_cookie("gw_sid", &support::unknown_signed_cookie());
     assert_eq!(forged.get("/api/x").await.status, 503);
     let mut unsigned = gateway.client();
     unsigned.set_cookie("gw_sid", "attackerchosen");

@@ -143,6 +143,13 @@ pub async fn setup_with(store: Store<'_>, extra: &str) -> (Upstream, Gateway) {
     (upstream, gateway)
 }
 
+/// A correctly signed cookie value (test secret) for an id that was never stored.
+pub fn unknown_signed_cookie() -> String {
+    use portcullis::config::Secret;
+    use portcullis::session::{CookieSigner, SessionId};
+    CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate())
+}
+
 /// Log in through `client` and return its session cookie value.
 pub async fn login(client: &mut Client, user: &str, password: &str) -> String {
     let reply = client
