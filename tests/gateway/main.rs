@@ -3,8 +3,12 @@
 
 mod support;
 
+mod admin;
 mod cases;
+mod cli;
+mod lifetimes;
 mod outage;
 mod proxy;
 mod session_api;
 mod store;
+mod tls;
