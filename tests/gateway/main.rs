@@ -3,9 +3,13 @@
 
 mod support;
 
+mod admin;
 mod cases;
+mod cli;
 mod connections;
+mod lifetimes;
 mod outage;
 mod proxy;
 mod session_api;
 mod store;
+mod tls;

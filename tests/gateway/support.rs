@@ -1,10 +1,13 @@
 //! Test harness: a real `redis-server`, a recording echo upstream and the real gateway, each on
-//! an ephemeral loopback port, plus an HTTP client with a cookie jar and a raw-bytes client.
+//! an ephemeral loopback port, plus an HTTP client with a cookie jar and a raw-bytes client, the
+//! real binary as a child process ([`binary`]) and TLS certificates and clients ([`tls`]).
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod client;
 pub mod redis;
+pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -15,8 +18,10 @@ use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
 use tokio::sync::oneshot;
 
+pub use binary::Binary;
 pub use client::{raw, Client};
 pub use redis::RedisServer;
+pub use tls::TestCert;
 pub use upstream::Upstream;
 
 /// Passwords of the fixture users.
@@ -60,6 +65,43 @@ pub enum Store<'a> {
 
 /// A config for fixture R in front of `upstream` with `store`, plus `extra` YAML lines.
 pub fn config_yaml(upstream: SocketAddr, store: Store<'_>, extra: &str) -> String {
+    config_yaml_with(
+        upstream,
+        store,
+        &ConfigOptions {
+            extra,
+            ..ConfigOptions::default()
+        },
+    )
+}
+
+/// What [`config_yaml_with`] may change in the fixture config; the default builds exactly what
+/// [`config_yaml`] builds.
+#[derive(Default)]
+pub struct ConfigOptions<'a> {
+    /// Proxy listener (default `127.0.0.1:0`); the binary needs a fixed one.
+    pub listen: Option<SocketAddr>,
+    /// Admin listener (default `127.0.0.1:0`).
+    pub admin_listen: Option<SocketAddr>,
+    /// Extra lines inside `session:`, each indented by two spaces (`"  idle_timeout: 2s\n"`).
+    pub session: &'a str,
+    /// Extra top-level YAML appended at the end.
+    pub extra: &'a str,
+}
+
+/// A config for fixture R in front of `upstream` with `store`, changed as `options` says.
+pub fn config_yaml_with(
+    upstream: SocketAddr,
+    store: Store<'_>,
+    options: &ConfigOptions<'_>,
+) -> String {
+    let listen = options
+        .listen
+        .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
+    let admin_listen = options
+        .admin_listen
+        .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
+    let (session, extra) = (options.session, options.extra);
     let store = match store {
         Store::Memory => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
         Store::Redis(redis) => format!(
@@ -68,7 +110,7 @@ pub fn config_yaml(upstream: SocketAddr, store: Store<'_>, extra: &str) -> Strin
         ),
     };
     format!(
-        "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nupstream:\n  url: \"http://{upstream}\"\n  timeout: 2s\n  idle_timeout: 2s\nsession:\n{store}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
+        "listen: \"{listen}\"\nadmin_listen: \"{admin_listen}\"\nupstream:\n  url: \"http://{upstream}\"\n  timeout: 2s\n  idle_timeout: 2s\nsession:\n{store}{session}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
         users_yaml()
     )
 }
@@ -112,6 +154,13 @@ impl Gateway {
         Client::new(self.addr)
     }
 
+    /// Start the shutdown (as a signal would) without waiting for it to finish.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Stop accepting and wait for the drain to finish.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -148,6 +197,36 @@ pub fn unknown_signed_cookie() -> String {
     use portcullis::config::Secret;
     use portcullis::session::{CookieSigner, SessionId};
     CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate())
+}
+
+/// [`setup`] with the fixture config changed as `options` says.
+pub async fn setup_with_options(
+    store: Store<'_>,
+    options: &ConfigOptions<'_>,
+) -> (Upstream, Gateway) {
+    let upstream = Upstream::start().await;
+    let gateway = Gateway::start(&config_yaml_with(upstream.addr, store, options)).await;
+    (upstream, gateway)
+}
+
+/// A loopback port that was free a moment ago (bind port 0, read it, release it). For the real
+/// binary, whose config needs fixed ports; in-process gateways bind port 0 instead.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free loopback port")
+        .port()
+}
+
+/// The store key of the only session in `redis`; panics unless there is exactly one.
+pub fn only_session_key(redis: &RedisServer) -> String {
+    let keys: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("portcullis:s:"))
+        .collect();
+    assert_eq!(keys.len(), 1, "session keys: {keys:?}");
+    keys.into_iter().next().unwrap()
 }
 
 /// Log in through `client` and return its session cookie value.

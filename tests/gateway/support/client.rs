@@ -47,6 +47,21 @@ impl Reply {
             .map(|v| v.to_str().unwrap())
             .collect()
     }
+
+    /// Read a hyper response (from any connection, HTTP/1 or HTTP/2, plain or TLS) to the end.
+    pub async fn read(response: http::Response<hyper::body::Incoming>) -> Reply {
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+            .await
+            .expect("response body within 10 s")
+            .expect("response body")
+            .to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
 }
 
 /// An HTTP/1.1 client with a cookie jar.

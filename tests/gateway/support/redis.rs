@@ -98,6 +98,31 @@ impl RedisServer {
         keys
     }
 
+    /// How many times `command` (lower case, e.g. `set`) ran since start or the last
+    /// [`RedisServer::reset_stats`], from `INFO commandstats`.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let info: String = self.cmd(&["INFO", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |rest| {
+                rest.split(',')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("INFO commandstats calls=N")
+            })
+    }
+
+    /// Zero the command statistics (`CONFIG RESETSTAT`).
+    pub fn reset_stats(&self) {
+        let _: String = self.cmd(&["CONFIG", "RESETSTAT"]);
+    }
+
+    /// `PTTL key`: remaining lifetime in ms, -1 without expiry, -2 when the key is absent.
+    pub fn pttl(&self, key: &str) -> i64 {
+        self.cmd(&["PTTL", key])
+    }
+
     /// Freeze the process (SIGSTOP): connections stay open but nothing answers, data is kept.
     pub fn freeze(&self) {
         self.signal("-STOP");
