@@ -48,8 +48,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The YAML does not parse or does not match the expected shape (including unknown keys).
+    /// Holds the parser's message with every quoted value redacted: the value may be a secret
+    /// written in the wrong place, so the parser's error is not kept as a source.
     #[error("invalid config: {0}")]
-    Syntax(#[source] serde_yaml::Error),
+    Syntax(String),
     /// A value is wrong; `key` is the dotted YAML path (`session.cookie.same_site`).
     #[error("invalid config at `{key}`: {message}")]
     Invalid {
@@ -276,12 +278,28 @@ impl Config {
         // The shape is checked on the text as written: serde_yaml then names the key path and
         // line of an unknown key or misplaced value, and its message can only quote what the
         // user wrote, never an expanded secret.
-        serde_yaml::from_str::<file::RawConfig>(yaml).map_err(ConfigError::Syntax)?;
-        let mut value: Value = serde_yaml::from_str(yaml).map_err(ConfigError::Syntax)?;
+        serde_yaml::from_str::<file::RawConfig>(yaml).map_err(syntax)?;
+        let mut value: Value = serde_yaml::from_str(yaml).map_err(syntax)?;
         prepare_scalars(&mut value, "", base_dir, env)?;
-        let raw: file::RawConfig = serde_yaml::from_value(value).map_err(ConfigError::Syntax)?;
+        let raw: file::RawConfig = serde_yaml::from_value(value).map_err(syntax)?;
         validate::build(raw, base_dir)
     }
+}
+
+/// A syntax error with every `"quoted"` value in the parser's message replaced, keeping the key
+/// path, the expected shape and the position.
+fn syntax(err: serde_yaml::Error) -> ConfigError {
+    let message = err.to_string();
+    let mut redacted = String::with_capacity(message.len());
+    let mut parts = message.split('"');
+    redacted.push_str(parts.next().unwrap_or_default());
+    let mut inside = true;
+    for part in parts {
+        redacted.push('"');
+        redacted.push_str(if inside { "[redacted]" } else { part });
+        inside = !inside;
+    }
+    ConfigError::Syntax(redacted)
 }
 
 fn process_env(name: &str) -> Option<String> {

@@ -338,9 +338,13 @@ impl Sessions {
             }
         };
         let idle = ms(self.idle_timeout);
-        if record.idle_expires_at.saturating_sub(now) < idle / 4 * 3 {
+        let extended = now.saturating_add(idle).min(record.expires_at);
+        // Near the absolute deadline the idle deadline cannot move any more: no write then.
+        if record.idle_expires_at.saturating_sub(now) < idle / 4 * 3
+            && extended > record.idle_expires_at
+        {
             record.last_seen_at = now;
-            record.idle_expires_at = now.saturating_add(idle).min(record.expires_at);
+            record.idle_expires_at = extended;
             let value = serde_json::to_vec(&record).expect("a record always serializes");
             if !self.store.touch(&key, &value, record.ttl(now)).await? {
                 return Ok(None);

@@ -357,6 +357,18 @@ fn shape_errors_never_quote_an_expanded_secret() {
 }
 
 #[test]
+fn shape_errors_never_quote_a_secret_written_in_the_wrong_place() {
+    let yaml = base(&format!("session:\n  secrets: \"{SECRET_32}\"\n"));
+    let err = load(&yaml).unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains(SECRET_32), "{text}");
+    assert!(
+        text.contains("session.secrets") && text.contains("expected a sequence"),
+        "{text}"
+    );
+}
+
+#[test]
 fn missing_upstream_is_a_syntax_error() {
     let err = load("listen: 127.0.0.1:1\n").unwrap_err();
     assert!(err.to_string().contains("upstream"), "{err}");
