@@ -153,12 +153,30 @@ fn socket_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text).map_err(|_| {
+    parse_duration(text).ok_or_else(|| {
         invalid(
             key,
-            format!("`{text}` is not a duration (examples: 500ms, 30s, 15m, 12h)"),
+            format!("`{text}` is not a duration (a whole number and ms, s, m or h: 500ms, 30s, 15m, 12h)"),
         )
     })
+}
+
+/// `<digits><unit>` with unit `ms`, `s`, `m` or `h`, nothing else: no spaces, no months, no sums.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return None;
+    }
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }?;
+    Some(Duration::from_millis(millis))
 }
 
 /// A duration that makes no sense as zero (a timeout that always fires).
@@ -513,6 +531,32 @@ mod tests {
             "/a#b", "/a b", "/a\tb", "/a\u{0}", "/é", "/a\"b",
         ] {
             assert!(check_canonical_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_are_a_number_and_one_unit() {
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(parse_duration("500ms"), ms(500));
+        assert_eq!(parse_duration("30s"), ms(30_000));
+        assert_eq!(parse_duration("15m"), ms(900_000));
+        assert_eq!(parse_duration("12h"), ms(43_200_000));
+        assert_eq!(parse_duration("0s"), ms(0));
+        for bad in [
+            "30 seconds",
+            "30 s",
+            "30sec",
+            "2 minutes",
+            "1h30m",
+            "12M",
+            "30S",
+            "s",
+            "",
+            "-1s",
+            "1.5s",
+            "30",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }
 

@@ -89,7 +89,7 @@ pub(super) fn session(
             .map_err(|e| invalid("session.secrets", format!("cannot generate a secret: {e}")))?;
         secrets.push(Secret::new(bytes));
         warnings.push(
-            "session.secrets: none configured, a random secret was generated; \
+            "session.secrets: none configured, so a random secret is generated at start-up; \
              sessions will not survive a restart"
                 .into(),
         );
