@@ -108,6 +108,11 @@ impl RequestError {
                 "login_busy",
                 "Too many logins in progress; retry shortly.",
             ),
+            Upstream(ForwardError::ClientBody(_)) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request body is malformed or incomplete.",
+            ),
             Upstream(ForwardError::Timeout) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",

@@ -37,7 +37,19 @@ pub enum ForwardError {
     /// The exchange failed after connecting.
     #[error("upstream exchange failed")]
     Exchange(#[source] BoxError),
+    /// The upstream switched protocols although no upgrade was forwarded.
+    #[error("upstream answered 101 Switching Protocols to a request without Upgrade")]
+    UnexpectedUpgrade,
+    /// The client's request body was malformed or cut short (the client's fault, not the
+    /// upstream's).
+    #[error("client request body failed")]
+    ClientBody(#[source] BoxError),
 }
+
+/// Marks an error that came from the client's request body while it was being forwarded.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(#[source] BoxError);
 
 /// A body went quiet for longer than `upstream.idle_timeout`.
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +153,17 @@ impl Upstream {
                 ForwardError::Connect(Box::new(err))
             } else if has_source::<BodyIdle>(&err) {
                 ForwardError::Timeout
+            } else if has_source::<ClientBodyError>(&err) {
+                ForwardError::ClientBody(Box::new(err))
             } else {
                 ForwardError::Exchange(Box::new(err))
             }
         })?;
+        // Upgrade headers are never forwarded, so a 101 is the upstream's mistake; relaying it
+        // would hand the client connection to a protocol nobody checked.
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ForwardError::UnexpectedUpgrade);
+        }
         let idle = self.idle_timeout;
         Ok(response.map(|body| TimedBody::new(body, idle, None).boxed_unsync()))
     }
@@ -251,7 +270,13 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(Some(Err(err))) => {
+                let err: BoxError = err.into();
+                match this.progress {
+                    Some(_) => Poll::Ready(Some(Err(Box::new(ClientBodyError(err))))),
+                    None => Poll::Ready(Some(Err(err))),
+                }
+            }
             Poll::Ready(None) => {
                 if let Some(progress) = &this.progress {
                     progress.finish();

@@ -13,7 +13,7 @@ use crate::config::HostHeader;
 use crate::error::RequestError;
 use crate::headers::{self, ForwardedContext};
 use crate::response::Body;
-use crate::session::ActiveSession;
+use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
 
 /// The identity a forwarded request carries, if any.
@@ -57,12 +57,13 @@ async fn authorize(
             Some(_) => Err(RequestError::Forbidden),
             None => Err(RequestError::Unauthenticated),
         },
-        Decision::Deny => match state.sessions.verified_id(request.headers()) {
-            None => Err(RequestError::Unauthenticated),
-            Some(_) => match load_session(state, request.headers()).await? {
+        // Never forwarded; the session is read only to tell 403 from 401.
+        Decision::Deny => match state.sessions.find_cookie(request.headers()) {
+            CookieLookup::Present(_) => match load_session(state, request.headers()).await? {
                 Some(_) => Err(RequestError::Forbidden),
                 None => Err(RequestError::Unauthenticated),
             },
+            _ => Err(RequestError::Unauthenticated),
         },
     }
 }

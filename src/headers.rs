@@ -227,16 +227,31 @@ pub fn clean_response(headers: &mut HeaderMap, cookie_name: &str) {
     }
     headers.remove(header::SET_COOKIE);
     for value in cookies {
-        let name = value
-            .as_bytes()
-            .split(|b| *b == b'=')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        if name != cookie_name.as_bytes() {
+        if !sets_cookie(value.as_bytes(), cookie_name.as_bytes()) {
             headers.append(header::SET_COOKIE, value);
         }
     }
+}
+
+/// Whether a `Set-Cookie` value would make a browser send a cookie called `name`, parsed as
+/// browsers do (RFC 6265bis §5.6): the pair ends at the first `;`; without `=`, or with an empty
+/// name, the cookie is nameless and is sent back as its bare value, which the server then reads
+/// as `name=...` or `name`.
+fn sets_cookie(set_cookie: &[u8], name: &[u8]) -> bool {
+    let pair = set_cookie.split(|b| *b == b';').next().unwrap_or_default();
+    let (cookie_name, value) = match pair.iter().position(|b| *b == b'=') {
+        Some(i) => (pair[..i].trim_ascii(), pair[i + 1..].trim_ascii()),
+        None => (&pair[..0], pair.trim_ascii()),
+    };
+    if cookie_name == name {
+        return true;
+    }
+    let sent_as = value
+        .split(|b| *b == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    cookie_name.is_empty() && sent_as == name
 }
 
 #[cfg(test)]
@@ -401,5 +416,29 @@ mod tests {
         clean_response(&mut h, "sid");
         assert_eq!(names(&h), ["content-type", "set-cookie"]);
         assert_eq!(h["set-cookie"], "theirs=1");
+    }
+
+    #[test]
+    fn nameless_set_cookie_spellings_of_our_cookie_are_caught() {
+        for ours in [
+            "sid=x",
+            " sid = x; Path=/",
+            "=sid=evil; Path=/",
+            "sid; Path=/session",
+            "sid;=evil",
+            "=sid",
+        ] {
+            assert!(sets_cookie(ours.as_bytes(), b"sid"), "{ours}");
+        }
+        for theirs in [
+            "sidx=1",
+            "other=sid",
+            "=other=sid",
+            "Sid=1",
+            "x; sid=1",
+            "sidecar",
+        ] {
+            assert!(!sets_cookie(theirs.as_bytes(), b"sid"), "{theirs}");
+        }
     }
 }

@@ -76,6 +76,7 @@ async fn dispatch(
     {
         return Err(PathError::NotOriginForm.into());
     }
+    check_host(&request)?;
     let path = canonicalize(uri.path())?;
     match route(&path, &state.config.session_api_path) {
         Route::SessionApi => session_api::handle(state, conn, request).await,
@@ -84,9 +85,69 @@ async fn dispatch(
     }
 }
 
+/// One unambiguous authority per request (RFC 9112 §3.2, RFC 9113 §8.3.1): HTTP/1.1 needs
+/// exactly one `Host`; HTTP/2's `host`, if sent, must equal `:authority`; no userinfo anywhere.
+fn check_host<B>(request: &Request<B>) -> Result<(), RequestError> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(RequestError::BadRequest("more than one Host header"));
+    }
+    if request.version() == Version::HTTP_11 && host.is_none() {
+        return Err(RequestError::BadRequest("HTTP/1.1 request without Host"));
+    }
+    let authority = request.uri().authority();
+    if authority.is_some_and(|a| a.as_str().contains('@')) {
+        return Err(RequestError::BadRequest(
+            "userinfo in the request authority",
+        ));
+    }
+    if let Some(host) = host {
+        let parsed = host
+            .to_str()
+            .ok()
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .filter(|a| !a.as_str().contains('@'))
+            .ok_or(RequestError::BadRequest("malformed Host header"))?;
+        if authority.is_some_and(|a| !a.as_str().eq_ignore_ascii_case(parsed.as_str())) {
+            return Err(RequestError::BadRequest(
+                "Host differs from the request authority",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(version: Version, uri: &str, hosts: &[&str]) -> Request<()> {
+        let mut builder = Request::builder().version(version).uri(uri);
+        for h in hosts {
+            builder = builder.header("host", *h);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_must_be_one_and_agree_with_the_authority() {
+        assert!(check_host(&request(Version::HTTP_11, "/a", &["gw.test"])).is_ok());
+        assert!(check_host(&request(Version::HTTP_11, "/a", &[])).is_err());
+        assert!(check_host(&request(Version::HTTP_11, "/a", &["a.test", "b.test"])).is_err());
+        assert!(check_host(&request(Version::HTTP_11, "/a", &["evil@gw.test"])).is_err());
+        assert!(check_host(&request(Version::HTTP_11, "/a", &["gw.test/x"])).is_err());
+        assert!(check_host(&request(Version::HTTP_10, "/a", &[])).is_ok());
+        assert!(check_host(&request(Version::HTTP_2, "https://gw.test/a", &[])).is_ok());
+        assert!(check_host(&request(Version::HTTP_2, "https://gw.test/a", &["GW.test"])).is_ok());
+        assert!(check_host(&request(
+            Version::HTTP_2,
+            "https://gw.test/a",
+            &["other.test"]
+        ))
+        .is_err());
+        assert!(check_host(&request(Version::HTTP_2, "https://evil@gw.test/a", &[])).is_err());
+    }
 
     #[test]
     fn session_api_subtree_is_never_the_gateway() {

@@ -363,12 +363,21 @@ impl Sessions {
         self.store.delete(&self.key(id)).await
     }
 
-    /// The id in the request's cookie when it carries exactly one correctly signed cookie.
-    pub fn verified_id(&self, headers: &HeaderMap) -> Option<SessionId> {
-        match self.find_cookie(headers) {
-            CookieLookup::Present(value) => self.signer.verify(value).map(|v| v.id),
-            _ => None,
+    /// Every correctly signed session id in the request's cookies. Authentication never picks
+    /// one of several; ending sessions (logout, a new login) ends them all.
+    pub fn verified_ids(&self, headers: &HeaderMap) -> Vec<SessionId> {
+        cookie_pairs(headers)
+            .filter(|(name, _)| *name == self.cookie.name.as_bytes())
+            .filter_map(|(_, value)| self.signer.verify(value).map(|v| v.id))
+            .collect()
+    }
+
+    /// Delete the records of every session in `ids`.
+    pub async fn end_all(&self, ids: &[SessionId]) -> Result<(), StoreError> {
+        for id in ids {
+            self.end(id).await?;
         }
+        Ok(())
     }
 
     /// A `Set-Cookie` value carrying `id`, signed with the first secret.

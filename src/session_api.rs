@@ -75,9 +75,10 @@ async fn login(
         Err(LoginError::Busy) => return Err(RequestError::LoginBusy),
     };
     // A new id at every login; the session this request carried, if any, ends here.
-    if let Some(old) = state.sessions.verified_id(&parts.headers) {
-        state.sessions.end(&old).await?;
-    }
+    state
+        .sessions
+        .end_all(&state.sessions.verified_ids(&parts.headers))
+        .await?;
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
@@ -124,10 +125,10 @@ async fn logout(
     request: &Request<Incoming>,
 ) -> Result<Response<Body>, RequestError> {
     let clear = state.sessions.clear_cookie();
-    let ended = match state.sessions.verified_id(request.headers()) {
-        Some(id) => state.sessions.end(&id).await,
-        None => Ok(()),
-    };
+    let ended = state
+        .sessions
+        .end_all(&state.sessions.verified_ids(request.headers()))
+        .await;
     let mut response = match ended {
         Ok(()) => response::empty(StatusCode::NO_CONTENT),
         // The cookie is still expired; the record lives on until its TTL.

@@ -238,3 +238,45 @@ async fn a_password_change_in_the_config_ends_old_sessions() {
         redis.keys()
     );
 }
+
+#[tokio::test]
+async fn requests_without_one_clear_host_are_400() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    for request in [
+        "GET /public/a HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /public/a HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
+        "GET /public/a HTTP/1.1\r\nHost: evil@gw.example.test\r\nConnection: close\r\n\r\n",
+    ] {
+        let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+        assert_eq!(status, 400, "{request:?}: {text}");
+    }
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn a_malformed_client_body_is_the_clients_fault() {
+    let (_upstream, gateway) = support::setup(Store::Memory).await;
+    let request = "POST /public/echo HTTP/1.1\r\nHost: gw.example.test\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n";
+    let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+    assert_eq!(status, 400, "{text}");
+}
+
+#[tokio::test]
+async fn an_unrequested_101_from_the_upstream_is_a_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n").await;
+        }
+    });
+    let gateway = support::Gateway::start(&support::config_yaml(addr, Store::Memory, "")).await;
+    let reply = gateway.client().get("/public/a").await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (502, "bad_gateway")
+    );
+}

@@ -283,3 +283,53 @@ async fn secret_rotation_keeps_sessions_and_reissues_the_cookie() {
     client.set_cookie("gw_sid", &fresh);
     assert_eq!(client.get("/api/x").await.status, 200);
 }
+
+#[tokio::test]
+async fn logout_and_login_end_every_signed_session_the_request_carries() {
+    let redis = RedisServer::start();
+    let (_upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut a = gateway.client();
+    let sid_a = login(&mut a, "user", USER_PW).await;
+    let mut b = gateway.client();
+    let sid_b = login(&mut b, "user", USER_PW).await;
+
+    // Logout with the cookie twice (one junk, one real; or two real): every real one ends.
+    let mut client = gateway.client();
+    for cookie in [
+        format!("gw_sid={sid_a}; gw_sid=junk"),
+        format!("gw_sid; gw_sid={sid_b}"),
+    ] {
+        let reply = client
+            .send(
+                Method::DELETE,
+                "/session",
+                &[("cookie", &cookie)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(reply.status, 204);
+    }
+    for sid in [&sid_a, &sid_b] {
+        let mut replay = gateway.client();
+        replay.set_cookie("gw_sid", sid);
+        assert_eq!(replay.get("/api/x").await.status, 401);
+    }
+
+    // A login carrying two cookies ends the signed one as well.
+    let mut c = gateway.client();
+    let sid_c = login(&mut c, "user", USER_PW).await;
+    let cookie = format!("gw_sid={sid_c}; gw_sid=x");
+    let body = format!("{{\"username\":\"admin\",\"password\":\"{ADMIN_PW}\"}}");
+    let reply = gateway
+        .client()
+        .send(
+            Method::POST,
+            "/session",
+            &[("cookie", &cookie), ("content-type", "application/json")],
+            Bytes::from(body),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    c.set_cookie("gw_sid", &sid_c);
+    assert_eq!(c.get("/api/x").await.status, 401);
+}

@@ -93,6 +93,21 @@ fn redis_store_requires_a_secret_and_a_url() {
 }
 
 #[test]
+fn redis_urls_that_could_not_start_are_refused_without_echoing_them() {
+    for url in [
+        "rediss://127.0.0.1:6379/0",
+        "redis://:hunter2pw@127.0.0.1:notaport/0",
+        "redis://:hunter2pw@127.0.0.1:6379/zz",
+    ] {
+        let yaml = base(&format!(
+            "session:\n  store: redis\n  secrets: [{SECRET_32}]\n  redis_url: \"{url}\"\n"
+        ));
+        assert_eq!(err_key(&yaml), "session.redis_url", "{url}");
+        assert!(!err_message(&yaml).contains("hunter2pw"), "{url}");
+    }
+}
+
+#[test]
 fn redis_url_with_memory_store_warns() {
     let c = load_ok(&base("session:\n  store: memory\n  redis_url: redis://h\n"));
     assert!(c

@@ -41,10 +41,21 @@ pub(super) fn session(
     };
     let store = match (&raw.redis_url, redis) {
         (Some(url), true) => {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            if url.starts_with("rediss://") {
                 return Err(invalid(
                     "session.redis_url",
-                    "must start with redis:// or rediss://",
+                    "rediss:// (TLS to Redis) is not supported yet; use redis://",
+                ));
+            }
+            if !url.starts_with("redis://") {
+                return Err(invalid("session.redis_url", "must start with redis://"));
+            }
+            // Parsed here so that --check-config catches what would stop start-up; the
+            // message never repeats the URL, which may carry a password.
+            if redis::Client::open(url.as_str()).is_err() {
+                return Err(invalid(
+                    "session.redis_url",
+                    "is not a valid Redis URL (redis://[user:password@]host[:port][/db])",
                 ));
             }
             StoreConfig::Redis(RedisConfig {

@@ -1,7 +1,7 @@
 //! An echo upstream that records exactly what it received and answers with it as JSON.
 //!
 //! Paths with special behaviour: `/api/slow` (holds the answer 1.5 s), `/hang` (never answers),
-//! `/set-cookie` (answers with `Set-Cookie` for `gw_sid` and `theirs`), `/hop` (answers with
+//! `/set-cookie` (answers with `Set-Cookie` for `gw_sid`, spelled several ways, and `theirs`), `/hop` (answers with
 //! `Connection: X-Foo` and `X-Foo: 1`).
 
 use std::convert::Infallible;
@@ -176,6 +176,9 @@ async fn echo(req: Request<Incoming>, records: Arc<Mutex<Vec<Recorded>>>) -> Res
     if path == "/set-cookie" {
         h.append("set-cookie", "gw_sid=planted; Path=/".parse().unwrap());
         h.append("set-cookie", "theirs=1; Path=/".parse().unwrap());
+        // Nameless cookies that browsers would send back as `gw_sid=...` / `gw_sid`.
+        h.append("set-cookie", "=gw_sid=planted; Path=/".parse().unwrap());
+        h.append("set-cookie", "gw_sid; Path=/session".parse().unwrap());
     }
     if path == "/hop" {
         h.insert("connection", "X-Foo".parse().unwrap());
