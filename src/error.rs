@@ -3,11 +3,12 @@
 //! Status follows blame: client fault 4xx, policy 401/403, store down 503, upstream refused 502,
 //! upstream slow 504, anything else 500. Bodies stay short and generic; causes go to the log.
 
-use http::header::{HeaderValue, ALLOW};
+use http::header::{HeaderValue, ALLOW, CONNECTION};
 use http::{Response, StatusCode};
 
 use crate::access::PathError;
 use crate::forward::ForwardError;
+use crate::framing::FramingError;
 use crate::response::{self, Body};
 use crate::session::StoreError;
 
@@ -17,6 +18,9 @@ pub enum RequestError {
     /// The request target is malformed or ambiguous.
     #[error("bad request target: {0}")]
     BadPath(#[from] PathError),
+    /// Ambiguous framing or an oversized header section; the connection is closed after.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
     /// Another malformed request.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -62,7 +66,12 @@ impl RequestError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use RequestError::*;
         match self {
-            BadPath(_) | BadRequest(_) => (
+            Framing(FramingError::HeadersTooLarge) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "The request headers are too large.",
+            ),
+            Framing(_) | BadPath(_) | BadRequest(_) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "The request is malformed.",
@@ -145,6 +154,12 @@ pub fn rescue(err: &RequestError) -> Response<Body> {
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    if let RequestError::Framing(_) = err {
+        // Whatever follows on this connection cannot be trusted to start where we think.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

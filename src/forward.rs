@@ -37,6 +37,10 @@ pub enum ForwardError {
     /// The exchange failed after connecting.
     #[error("upstream exchange failed")]
     Exchange(#[source] BoxError),
+    /// The upstream's response framing is ambiguous (`Content-Length` with `Transfer-Encoding`,
+    /// or a coding other than `chunked`).
+    #[error("ambiguous upstream response framing")]
+    AmbiguousFraming(#[source] crate::framing::FramingError),
     /// The upstream switched protocols although no upgrade was forwarded.
     #[error("upstream answered 101 Switching Protocols to a request without Upgrade")]
     UnexpectedUpgrade,
@@ -164,6 +168,8 @@ impl Upstream {
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             return Err(ForwardError::UnexpectedUpgrade);
         }
+        crate::framing::check_framing(response.headers())
+            .map_err(ForwardError::AmbiguousFraming)?;
         let idle = self.idle_timeout;
         Ok(response.map(|body| TimedBody::new(body, idle, None).boxed_unsync()))
     }

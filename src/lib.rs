@@ -13,6 +13,7 @@
 //! - [`gateway`]: the phases of a proxied request: authorize, prepare, forward.
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.
+//! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`identity`]: users and password verification on a bounded pool.
@@ -29,6 +30,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod framing;
 pub mod gateway;
 pub mod headers;
 pub mod identity;

@@ -77,6 +77,7 @@ async fn dispatch(
         return Err(PathError::NotOriginForm.into());
     }
     check_host(&request)?;
+    crate::framing::check_request(request.headers())?;
     let path = canonicalize(uri.path())?;
     match route(&path, &state.config.session_api_path) {
         Route::SessionApi => session_api::handle(state, conn, request).await,

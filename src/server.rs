@@ -27,8 +27,11 @@ use crate::tls::{self, TlsError};
 use crate::watchdog::{TrackedBody, Watched};
 use crate::{admin, router};
 
-/// Most request header fields accepted on one request.
-const MAX_HEADERS: usize = 100;
+/// Most request header fields hyper parses; past [`crate::framing::MAX_HEADER_FIELDS`] the
+/// router answers 431 with a JSON body, past this hyper answers 431 on its own.
+const MAX_HEADERS: usize = 128;
+/// Most concurrent HTTP/2 streams per connection.
+const MAX_H2_STREAMS: u32 = 128;
 /// Largest HTTP/1 read buffer, which bounds the size of a request head.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -172,6 +175,10 @@ fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX))
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        // Reset floods (CVE-2023-44487 family): bounded on both sides.
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(1024))
         .keep_alive_interval(Some(config.keepalive_timeout / 3))
         .keep_alive_timeout(config.keepalive_timeout / 3);
     builder

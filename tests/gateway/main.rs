@@ -11,5 +11,6 @@ mod lifetimes;
 mod outage;
 mod proxy;
 mod session_api;
+mod smuggling;
 mod store;
 mod tls;
