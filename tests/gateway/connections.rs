@@ -118,3 +118,71 @@ async fn a_request_in_flight_is_never_cut_by_the_connection_limits() {
     let reply = client.get("/api/slow").await;
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn c19_hundreds_of_slow_and_silent_connections_are_cut_and_others_still_served() {
+    let (_upstream, gateway) = support::setup_with(Store::Memory, LIMITS).await;
+    let mut attackers = Vec::new();
+    for i in 0..300 {
+        let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /public/a HTTP/1.1\r\nHost: gw.example.test\r\n")
+                .await
+                .unwrap();
+        }
+        attackers.push(stream);
+    }
+    // While they hang on, a normal client is served.
+    assert_eq!(gateway.client().get("/public/a").await.status, 200);
+    let cut = futures_util::future::join_all(attackers.iter_mut().map(closed_after)).await;
+    let slowest = cut.into_iter().max().unwrap();
+    assert!(
+        slowest < Duration::from_secs(6),
+        "an attacking connection lived {slowest:?}"
+    );
+    assert_eq!(gateway.client().get("/public/a").await.status, 200);
+}
+
+#[tokio::test]
+async fn c19_a_login_flood_is_bounded_by_the_hashing_queue_and_public_routes_keep_working() {
+    let (_upstream, gateway) = support::setup_with(
+        Store::Memory,
+        "identity:\n  max_concurrent_hashes: 1\n  hash_queue: 2\n",
+    )
+    .await;
+    let addr = gateway.addr;
+    let logins = (0..60).map(|i| async move {
+        let mut client = crate::support::Client::new(addr);
+        let body =
+            serde_json::json!({ "username": format!("user{i}"), "password": "p".repeat(1024) });
+        let reply = client.post_json("/session", &body).await;
+        (reply.status, reply.error_code())
+    });
+    let public = async {
+        let mut client = gateway.client();
+        let mut ok = 0;
+        for _ in 0..20 {
+            ok += u32::from(client.get("/public/a").await.status == 200);
+        }
+        ok
+    };
+    let (results, public_ok) = tokio::join!(futures_util::future::join_all(logins), public);
+    assert_eq!(
+        public_ok, 20,
+        "public requests kept working during the login flood"
+    );
+    let busy = results
+        .iter()
+        .filter(|(s, c)| *s == 503 && c == "login_busy")
+        .count();
+    let refused = results
+        .iter()
+        .filter(|(s, c)| *s == 401 && c == "invalid_credentials")
+        .count();
+    assert_eq!(busy + refused, 60, "{results:?}");
+    assert!(
+        busy > 0,
+        "a queue of 2 behind one hashing thread must turn some of 60 logins away"
+    );
+}

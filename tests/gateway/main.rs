@@ -7,6 +7,8 @@ mod admin;
 mod cases;
 mod cli;
 mod connections;
+mod forwarded;
+mod h2_limits;
 mod lifetimes;
 mod outage;
 mod proxy;

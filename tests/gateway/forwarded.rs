@@ -1,0 +1,91 @@
+//! Forwarded context (C08, inline proxy part): client-sent forwarding headers never influence a
+//! decision and never reach the upstream unless the peer is a trusted proxy.
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::support::{self, login, Store, USER_PW};
+
+const SPOOFED: &[(&str, &str)] = &[
+    ("X-Forwarded-Uri", "/public/a"),
+    ("X-Original-URL", "/public/a"),
+    ("X-Rewrite-URL", "/public/a"),
+    ("X-Forwarded-Prefix", "/public"),
+    ("X-Forwarded-Host", "public.example.test"),
+    ("X-Forwarded-Method", "OPTIONS"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-For", "10.9.8.7"),
+    (
+        "Forwarded",
+        "for=10.9.8.7;proto=https;host=public.example.test",
+    ),
+    ("X-Real-IP", "10.9.8.7"),
+];
+
+#[tokio::test]
+async fn c08_spoofed_forwarding_headers_do_not_change_the_decision() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    let reply = client
+        .send(Method::GET, "/admin/users", SPOOFED, Bytes::new())
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (401, "unauthenticated")
+    );
+    login(&mut client, "user", USER_PW).await;
+    let reply = client
+        .send(Method::GET, "/admin/users", SPOOFED, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn c08_untrusted_forwarding_headers_are_replaced_with_the_gateways_own() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let reply = gateway
+        .client()
+        .send(Method::GET, "/public/a", SPOOFED, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.target, "/public/a");
+    assert_eq!(seen.all("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen.all("x-forwarded-proto"), ["http"]);
+    assert_eq!(seen.all("x-forwarded-host"), [gateway.addr.to_string()]);
+    for gone in [
+        "x-forwarded-uri",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-prefix",
+        "x-forwarded-method",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert_eq!(seen.header(gone), None, "{gone} reached the upstream");
+    }
+}
+
+#[tokio::test]
+async fn c08_a_trusted_proxy_is_believed_and_extended_but_never_decides_access() {
+    let (upstream, gateway) =
+        support::setup_with(Store::Memory, "trusted_proxies: [\"127.0.0.1/32\"]\n").await;
+    let mut client = gateway.client();
+    let reply = client
+        .send(Method::GET, "/admin/users", SPOOFED, Bytes::new())
+        .await;
+    assert_eq!(
+        reply.status, 401,
+        "forwarding headers never pick the path, even from a trusted proxy"
+    );
+    let reply = client
+        .send(Method::GET, "/public/a", SPOOFED, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.all("x-forwarded-for"), ["10.9.8.7, 127.0.0.1"]);
+    assert_eq!(seen.all("x-forwarded-proto"), ["https"]);
+    assert_eq!(seen.all("x-forwarded-host"), ["public.example.test"]);
+    assert_eq!(seen.target, "/public/a");
+}
