@@ -237,8 +237,8 @@ pub struct AdminConfig {
     pub ready_requires_store: bool,
 }
 
-/// Client-side connection timeouts (`keepalive_timeout`, `header_read_timeout`,
-/// `tls_handshake_timeout`).
+/// Client connection limits (`keepalive_timeout`, `header_read_timeout`,
+/// `tls_handshake_timeout`, `max_connections`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Idle keep-alive connections are closed after this long.
@@ -247,6 +247,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// A TLS handshake must finish within this long.
     pub tls_handshake_timeout: Duration,
+    /// Most client connections open at once on the proxy listener; past it, new connections
+    /// wait in the kernel's accept queue.
+    pub max_connections: usize,
 }
 
 impl Config {

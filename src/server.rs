@@ -18,6 +18,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
@@ -117,12 +118,13 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
         "portcullis listening"
     );
 
+    let slots = Arc::new(Semaphore::new(state.config.server.max_connections));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = proxy.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    serve_proxy(stream, peer, tls.clone(), &state, &http, &graceful);
+            accepted = accept_within(&proxy, &slots) => match accepted {
+                Ok((stream, peer, slot)) => {
+                    serve_proxy(stream, peer, slot, tls.clone(), &state, &http, &graceful);
                 }
                 Err(err) => accept_failed(err).await,
             },
@@ -143,8 +145,8 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                accepted = proxy.accept() => if let Ok((stream, peer)) = accepted {
-                    serve_proxy(stream, peer, tls.clone(), &state, &http, &graceful);
+                accepted = accept_within(&proxy, &slots) => if let Ok((stream, peer, slot)) = accepted {
+                    serve_proxy(stream, peer, slot, tls.clone(), &state, &http, &graceful);
                 },
                 accepted = admin.accept() => if let Ok((stream, _)) = accepted {
                     serve_admin(stream, &state, &http, &graceful);
@@ -184,6 +186,20 @@ fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Accept once a connection slot is free: at the cap, new clients wait in the kernel's accept
+/// queue instead of costing memory here. The slot is released when the connection ends.
+async fn accept_within(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let slot = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .expect("the connection semaphore is never closed");
+    let (stream, peer) = listener.accept().await?;
+    Ok((stream, peer, slot))
+}
+
 async fn accept_failed(err: std::io::Error) {
     // Usually EMFILE: back off briefly instead of spinning.
     tracing::warn!(error = %err, "accept failed");
@@ -193,6 +209,7 @@ async fn accept_failed(err: std::io::Error) {
 fn serve_proxy(
     stream: TcpStream,
     peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
     tls: Option<TlsAcceptor>,
     state: &Arc<AppState>,
     http: &auto::Builder<TokioExecutor>,
@@ -203,6 +220,8 @@ fn serve_proxy(
     let http = http.clone();
     let watcher = graceful.watcher();
     tokio::spawn(async move {
+        // Held for the connection's whole life, TLS handshake included.
+        let _slot = slot;
         let conn = ConnInfo {
             peer,
             tls: tls.is_some(),

@@ -69,6 +69,9 @@ pub(crate) struct RawConfig {
     /// A client TLS handshake must finish within this long (duration).
     #[serde(default = "default_tls_handshake_timeout")]
     pub tls_handshake_timeout: String,
+    /// Most client connections open at once on the proxy listener (count).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: String,
 }
 
 /// `tls`.
@@ -352,6 +355,9 @@ fn default_header_read_timeout() -> String {
 }
 fn default_tls_handshake_timeout() -> String {
     "10s".into()
+}
+fn default_max_connections() -> String {
+    "10000".into()
 }
 fn default_connect_timeout() -> String {
     "2s".into()

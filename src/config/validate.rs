@@ -80,6 +80,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
             "tls_handshake_timeout",
             &raw.tls_handshake_timeout,
         )?,
+        max_connections: count("max_connections", &raw.max_connections)?,
     };
     Ok(Config {
         listen,

@@ -186,3 +186,22 @@ async fn c19_a_login_flood_is_bounded_by_the_hashing_queue_and_public_routes_kee
         "a queue of 2 behind one hashing thread must turn some of 60 logins away"
     );
 }
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_a_slot_frees() {
+    let (_upstream, gateway) = support::setup_with(Store::Memory, "max_connections: 2\n").await;
+    let first = TcpStream::connect(gateway.addr).await.unwrap();
+    let second = TcpStream::connect(gateway.addr).await.unwrap();
+    // The third connection is queued by the kernel but not served while two are open.
+    let mut third = TcpStream::connect(gateway.addr).await.unwrap();
+    third
+        .write_all(b"GET /public/a HTTP/1.1\r\nHost: gw.example.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond max_connections");
+    drop(first);
+    drop(second);
+    assert_eq!(read_response(&mut third).await, 200);
+}
