@@ -280,3 +280,43 @@ async fn an_unrequested_101_from_the_upstream_is_a_502() {
         (502, "bad_gateway")
     );
 }
+
+#[tokio::test]
+async fn c14_disabling_a_user_or_removing_a_role_takes_effect_at_the_next_request() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, Store::Redis(&redis), "");
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut user = gateway.client();
+    let sid_user = login(&mut user, "user", USER_PW).await;
+    let mut admin = gateway.client();
+    let sid_admin = login(&mut admin, "admin", ADMIN_PW).await;
+    gateway.shutdown().await;
+
+    // `user` disabled, `admin` loses the admin role; the users list is read at start-up.
+    let changed = yaml
+        .replace(
+            "    roles: [reader]\n  - username: admin",
+            "    roles: [reader]\n    disabled: true\n  - username: admin",
+        )
+        .replace("roles: [reader, admin]", "roles: [reader]");
+    assert_ne!(changed, yaml);
+    let gateway = support::Gateway::start(&changed).await;
+    let mut user = gateway.client();
+    user.set_cookie("gw_sid", &sid_user);
+    assert_eq!(
+        user.get("/api/x").await.status,
+        401,
+        "a disabled user's session ends"
+    );
+    let mut admin = gateway.client();
+    admin.set_cookie("gw_sid", &sid_admin);
+    assert_eq!(
+        admin.get("/admin/users").await.status,
+        403,
+        "roles come from the current users entry"
+    );
+    assert_eq!(admin.get("/api/x").await.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.header("x-auth-roles"), Some("reader"));
+}
