@@ -263,16 +263,10 @@ async fn a_malformed_client_body_is_the_clients_fault() {
 
 #[tokio::test]
 async fn an_unrequested_101_from_the_upstream_is_a_502() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-            let _ = stream.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n").await;
-        }
-    });
+    let addr = crate::support::upstream::canned(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n",
+    )
+    .await;
     let gateway = support::Gateway::start(&support::config_yaml(addr, Store::Memory, "")).await;
     let reply = gateway.client().get("/public/a").await;
     assert_eq!(

@@ -81,15 +81,7 @@ async fn c18_an_upstream_response_is_never_relayed_with_ambiguous_framing() {
         (&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..], 200),
         (&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..], 502),
     ] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let _ = stream.write_all(response).await;
-            }
-        });
+        let addr = crate::support::upstream::canned(response).await;
         let gateway = support::Gateway::start(&support::config_yaml(addr, Store::Memory, "")).await;
         let request = "GET /public/a HTTP/1.1\r\nHost: gw.example.test\r\nConnection: close\r\n\r\n";
         let (status, text) = raw(gateway.addr, request.as_bytes()).await;

@@ -186,3 +186,19 @@ async fn echo(req: Request<Incoming>, records: Arc<Mutex<Vec<Recorded>>>) -> Res
     }
     response
 }
+
+/// An upstream that answers every connection's first request with the same raw `response`
+/// bytes (for responses hyper's server would never write).
+pub async fn canned(response: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(response).await;
+        }
+    });
+    addr
+}
