@@ -2,7 +2,8 @@
 //!
 //! Stores keep opaque values under keys that are already hashes of session ids (the store never
 //! sees an id). Every write carries a TTL, and `touch` never recreates a missing key, so a logout
-//! racing with a slow request stays a logout.
+//! racing with a slow request stays a logout. Login regulation keeps its counters and bans here
+//! too (`incr`, `ttl`, `create`), so that every replica sharing the store shares them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,15 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Remove `key` (no error when it is already gone).
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Add one to the counter under `key` and return the new count. A counter that did not exist
+    /// starts at 1 and expires after `window`; incrementing never moves the expiry. Atomic across
+    /// replicas.
+    fn incr<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, u64>;
+
+    /// Time left before `key` expires; `None` when it does not exist. A key without expiry (never
+    /// written by Portcullis) reports `Duration::MAX`.
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>>;
 
     /// Check that the backend answers (`PING` for Redis).
     fn ping(&self) -> StoreFuture<'_, ()>;

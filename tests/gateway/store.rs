@@ -34,18 +34,60 @@ async fn behaves_like_a_session_store(store: Arc<dyn SessionStore>) {
     assert_eq!(store.load("k1").await.unwrap(), None);
     store.delete("k1").await.unwrap(); // deleting twice is fine
 
-    // TTLs expire entries.
+    // incr: a new counter is 1 and expires after its window; counting on never moves the expiry.
+    let minute = Duration::from_secs(60);
+    assert_eq!(store.incr("c1", minute).await.unwrap(), 1);
+    assert_eq!(store.incr("c1", Duration::from_secs(1)).await.unwrap(), 2);
+    assert_eq!(store.incr("c1", minute).await.unwrap(), 3);
+    assert_eq!(store.load("c1").await.unwrap().as_deref(), Some(&b"3"[..]));
+    let left = store.ttl("c1").await.unwrap().expect("a counter has a TTL");
+    assert!(
+        left > Duration::from_secs(58) && left <= minute,
+        "the first window stands: {left:?}"
+    );
+    store.delete("c1").await.unwrap();
+    assert_eq!(store.ttl("c1").await.unwrap(), None);
+    assert_eq!(store.incr("c1", minute).await.unwrap(), 1, "counts anew");
+
+    // ttl: time left for any key, none for a missing one; create (NX) never extends it.
+    assert_eq!(store.ttl("missing").await.unwrap(), None);
+    assert!(store
+        .create("ban", b"1", Duration::from_secs(30))
+        .await
+        .unwrap());
+    assert!(!store.create("ban", b"1", minute).await.unwrap());
+    let left = store.ttl("ban").await.unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(28) && left <= Duration::from_secs(30),
+        "{left:?}"
+    );
+
+    // TTLs expire entries, counters included.
     assert!(store
         .create("short", b"x", Duration::from_millis(150))
         .await
         .unwrap());
     assert!(store.load("short").await.unwrap().is_some());
+    assert_eq!(
+        store
+            .incr("short-count", Duration::from_millis(150))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.incr("short-count", minute).await.unwrap(), 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.load("short").await.unwrap(), None);
+    assert_eq!(store.ttl("short").await.unwrap(), None);
     assert!(!store
         .touch("short", b"x", Duration::from_secs(60))
         .await
         .unwrap());
+    assert_eq!(
+        store.incr("short-count", minute).await.unwrap(),
+        1,
+        "an expired counter starts over"
+    );
 
     store.ping().await.unwrap();
 }
@@ -78,6 +120,42 @@ async fn redis_store_behaves_like_a_session_store() {
         .unwrap();
     let ttl: i64 = redis.cmd(&["PTTL", "ttl-check"]);
     assert!(ttl > 0 && ttl <= 30_000, "ttl {ttl}");
+    store
+        .incr("count-check", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let ttl = redis.pttl("count-check");
+    assert!(ttl > 0 && ttl <= 30_000, "counter ttl {ttl}");
+    // A counter found without expiry (written by something else) gets one on its next count,
+    // and until then reports an unbounded lifetime rather than none.
+    let _: () = redis.cmd(&["SET", "stray", "5"]);
+    assert_eq!(store.ttl("stray").await.unwrap(), Some(Duration::MAX));
+    assert_eq!(
+        store.incr("stray", Duration::from_secs(30)).await.unwrap(),
+        6
+    );
+    let ttl = redis.pttl("stray");
+    assert!(ttl > 0 && ttl <= 30_000, "stray ttl {ttl}");
+    // The counter script survives a flushed script cache (NOSCRIPT is answered by loading it).
+    let _: () = redis.cmd(&["SCRIPT", "FLUSH"]);
+    assert_eq!(
+        store.incr("stray", Duration::from_secs(30)).await.unwrap(),
+        7
+    );
+}
+
+#[tokio::test]
+async fn memory_store_counters_refuse_a_value_that_is_not_a_count() {
+    let store = MemoryStore::new();
+    store
+        .create("k", b"not a number", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(store.incr("k", Duration::from_secs(60)).await.is_err());
+    assert_eq!(
+        store.load("k").await.unwrap().as_deref(),
+        Some(&b"not a number"[..])
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{SessionStore, StoreFuture};
+use super::{SessionStore, StoreError, StoreFuture};
 
 /// How often expired entries are swept out, bounding memory between lookups.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -109,6 +109,34 @@ impl SessionStore for MemoryStore {
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         self.with(|map, _| map.remove(key));
         Box::pin(async move { Ok(()) })
+    }
+
+    fn incr<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, u64> {
+        let count = self.with(|map, now| {
+            if !live(map, key, now) {
+                let entry = Entry {
+                    value: b"1".to_vec(),
+                    expires: now + window,
+                };
+                map.insert(key.to_owned(), entry);
+                return Ok(1);
+            }
+            let entry = map.get_mut(key).expect("live entries exist");
+            // Like Redis INCR: a value that is not a decimal counter is an error, not a reset.
+            let count = std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .and_then(|n| n.checked_add(1))
+                .ok_or_else(|| StoreError::Unavailable("value is not a counter".into()))?;
+            entry.value = count.to_string().into_bytes();
+            Ok(count)
+        });
+        Box::pin(async move { count })
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        let left = self.with(|map, now| live(map, key, now).then(|| map[key].expires - now));
+        Box::pin(async move { Ok(left) })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -2,13 +2,14 @@
 //!
 //! Every command runs under the configured timeout; past it, or on any connection error, the
 //! store reports itself unavailable and the request fails closed. Only single-key commands are
-//! used, so the same code works against a Redis Cluster later.
+//! used (the counter script touches only its one declared key), so the same code works against a
+//! Redis Cluster later.
 
 use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Value};
+use redis::{Client, RedisError, Script, Value};
 
 use super::{SessionStore, StoreError, StoreFuture};
 
@@ -17,7 +18,19 @@ use super::{SessionStore, StoreError, StoreFuture};
 pub struct RedisStore {
     conn: ConnectionManager,
     timeout: Duration,
+    incr: Script,
 }
+
+/// `INCR` and, when that left the key without expiry (it was new), `PEXPIRE`: one atomic step, so
+/// a counter can never be left without a TTL. A script rather than `PEXPIRE ... NX` keeps Redis
+/// versions before 7 working.
+const INCR_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return count
+";
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +55,11 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self { conn, timeout })
+        Ok(Self {
+            conn,
+            timeout,
+            incr: Script::new(INCR_SCRIPT),
+        })
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
@@ -66,9 +83,17 @@ async fn bounded<T>(
 
 fn set(key: &str, value: &[u8], ttl: Duration, condition: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-    cmd.arg(key).arg(value).arg(condition).arg("PX").arg(ttl_ms);
+    cmd.arg(key)
+        .arg(value)
+        .arg(condition)
+        .arg("PX")
+        .arg(millis(ttl));
     cmd
+}
+
+/// A TTL in whole milliseconds, at least 1 (Redis refuses 0).
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl SessionStore for RedisStore {
@@ -100,6 +125,28 @@ impl SessionStore for RedisStore {
             cmd.arg(key);
             let _: i64 = self.run(cmd).await?;
             Ok(())
+        })
+    }
+
+    fn incr<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let mut invocation = self.incr.key(key);
+            invocation.arg(millis(window));
+            let query = async move { invocation.invoke_async::<u64>(&mut conn).await };
+            bounded(self.timeout, query).await
+        })
+    }
+
+    fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("PTTL");
+            cmd.arg(key);
+            let ms: i64 = self.run(cmd).await?;
+            Ok(match ms {
+                -1 => Some(Duration::MAX),
+                ms => u64::try_from(ms).ok().map(Duration::from_millis),
+            })
         })
     }
 
