@@ -17,6 +17,7 @@
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`identity`]: users and password verification on a bounded pool.
+//! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
 //! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the immutable state shared by every request.
@@ -27,6 +28,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod forward;
