@@ -22,6 +22,7 @@ pub struct User {
 }
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -176,6 +177,7 @@ type Job = (String, String, oneshot::Sender<bool>);
 #[derive(Debug, Clone)]
 pub struct Hasher {
     queue: SyncSender<Job>,
+    verifications: Arc<AtomicU64>,
 }
 
 impl Hasher {
@@ -183,8 +185,10 @@ impl Hasher {
     pub fn new(threads: usize, queue: usize) -> Self {
         let (tx, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
+        let verifications = Arc::new(AtomicU64::new(0));
         for n in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
+            let done = Arc::clone(&verifications);
             std::thread::Builder::new()
                 .name(format!("portcullis-hash-{n}"))
                 .spawn(move || loop {
@@ -195,11 +199,23 @@ impl Hasher {
                     let Ok((password, hash, reply)) = job else {
                         return;
                     };
-                    let _ = reply.send(verify_now(&password, &hash));
+                    let matches = verify_now(&password, &hash);
+                    // Counted before the answer is sent: whoever got the answer sees the count.
+                    done.fetch_add(1, Ordering::Relaxed);
+                    let _ = reply.send(matches);
                 })
                 .expect("cannot start a password hashing thread");
         }
-        Self { queue: tx }
+        Self {
+            queue: tx,
+            verifications,
+        }
+    }
+
+    /// Number of verifications completed since start. Lets tests check that every kind of failed
+    /// login (unknown, wrong password, disabled) costs the same hashing work as a real one.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Verify `password` against the PHC string `hash` on the pool.
@@ -256,6 +272,25 @@ mod tests {
                 users.authenticate(&hasher, name, pw).await,
                 Err(LoginError::InvalidCredentials)
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_login_outcome_costs_exactly_one_verification() {
+        let users = Users::new(vec![
+            user("alice", "correct horse", false),
+            user("bob", "pw", true),
+        ]);
+        let hasher = Hasher::new(1, 4);
+        for (name, pw) in [
+            ("alice", "correct horse"),
+            ("alice", "wrong"),
+            ("nobody", "pw"),
+            ("bob", "pw"),
+        ] {
+            let before = hasher.verifications();
+            let _ = users.authenticate(&hasher, name, pw).await;
+            assert_eq!(hasher.verifications(), before + 1, "{name}");
         }
     }
 
