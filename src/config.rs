@@ -34,6 +34,24 @@ pub const DEFAULT_COOKIE_NAME: &str = "portcullis_session";
 pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
 /// Minimum length of a session secret, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
+/// Default `regulation.per_user_and_address`: 5 failures in 2m ban for 5m.
+pub const DEFAULT_REGULATION_PER_USER_AND_ADDRESS: RegulationWindow = RegulationWindow {
+    max_retries: 5,
+    find_time: Duration::from_secs(120),
+    ban_time: Duration::from_secs(300),
+};
+/// Default `regulation.per_user`: 20 failures in 2m ban for 1m.
+pub const DEFAULT_REGULATION_PER_USER: RegulationWindow = RegulationWindow {
+    max_retries: 20,
+    find_time: Duration::from_secs(120),
+    ban_time: Duration::from_secs(60),
+};
+/// Default `regulation.per_address`: 50 failures in 2m ban for 5m.
+pub const DEFAULT_REGULATION_PER_ADDRESS: RegulationWindow = RegulationWindow {
+    max_retries: 50,
+    find_time: Duration::from_secs(120),
+    ban_time: Duration::from_secs(300),
+};
 
 /// A configuration problem, naming the YAML key it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +107,8 @@ pub struct Config {
     pub access: RuleSet,
     /// Password hashing limits.
     pub identity: IdentityConfig,
+    /// Failed-login regulation.
+    pub regulation: RegulationConfig,
     /// Shutdown timing.
     pub shutdown: ShutdownConfig,
     /// Admin listener behaviour.
@@ -219,6 +239,29 @@ pub struct IdentityConfig {
     pub hash_queue: usize,
     /// Largest memory cost a users entry may need, in KiB.
     pub max_hash_memory_kib: u32,
+}
+
+/// `regulation`: failed logins are counted in three windows; reaching a window's `max_retries`
+/// bans further attempts in its scope for its `ban_time`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegulationConfig {
+    /// One username from one client address.
+    pub per_user_and_address: RegulationWindow,
+    /// One username from any address (a distributed attack on one account).
+    pub per_user: RegulationWindow,
+    /// One client address, whatever the username (one client trying many accounts).
+    pub per_address: RegulationWindow,
+}
+
+/// One `regulation` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegulationWindow {
+    /// Failures within `find_time` that start a ban (at least 1).
+    pub max_retries: u64,
+    /// How long failures are counted, from the first one.
+    pub find_time: Duration,
+    /// How long a ban lasts.
+    pub ban_time: Duration,
 }
 
 /// `shutdown`.

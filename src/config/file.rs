@@ -54,6 +54,9 @@ pub(crate) struct RawConfig {
     /// Password hashing limits.
     #[serde(default)]
     pub identity: RawIdentity,
+    /// Failed-login regulation.
+    #[serde(default)]
+    pub regulation: RawRegulation,
     /// Shutdown timing.
     #[serde(default)]
     pub shutdown: RawShutdown,
@@ -226,6 +229,30 @@ pub(crate) struct RawIdentity {
     pub hash_queue: String,
     /// Largest memory cost a users entry may need (`64MiB`, `512KiB`, `1GiB`).
     pub max_hash_memory: String,
+}
+
+/// `regulation`; an absent window or field takes its default in the validating layer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawRegulation {
+    /// One username from one client address.
+    pub per_user_and_address: RawRegulationWindow,
+    /// One username from any address.
+    pub per_user: RawRegulationWindow,
+    /// One client address, whatever the username.
+    pub per_address: RawRegulationWindow,
+}
+
+/// One window of `regulation`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawRegulationWindow {
+    /// Failures within `find_time` that start a ban.
+    pub max_retries: Option<String>,
+    /// How long failures are counted (duration).
+    pub find_time: Option<String>,
+    /// How long a ban lasts (duration).
+    pub ban_time: Option<String>,
 }
 
 /// `shutdown`.

@@ -10,6 +10,7 @@ use http::Method;
 use super::*;
 use crate::access::{Allow, PathPattern};
 
+mod regulation;
 mod validation;
 
 /// The demo user's hash from `config.example.yaml` (password `portcullis-demo`).
@@ -124,6 +125,12 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.identity.max_concurrent_hashes, cpus);
     assert_eq!(c.identity.hash_queue, 32);
     assert_eq!(c.identity.max_hash_memory_kib, 64 * 1024);
+    assert_eq!(
+        c.regulation.per_user_and_address,
+        DEFAULT_REGULATION_PER_USER_AND_ADDRESS
+    );
+    assert_eq!(c.regulation.per_user, DEFAULT_REGULATION_PER_USER);
+    assert_eq!(c.regulation.per_address, DEFAULT_REGULATION_PER_ADDRESS);
     assert_eq!(c.shutdown.drain_delay, Duration::ZERO);
     assert_eq!(c.shutdown.grace_period, Duration::from_secs(30));
     assert!(!c.admin.ready_requires_store);
@@ -132,8 +139,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.server.tls_handshake_timeout, Duration::from_secs(10));
     assert_eq!(
         c.warnings.len(),
-        1,
-        "only the generated secret: {:?}",
+        2,
+        "only the generated secret and the empty trusted_proxies on 0.0.0.0: {:?}",
         c.warnings
     );
 }

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
+mod regulation;
 mod session;
 mod users;
 
@@ -37,6 +38,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .enumerate()
         .map(|(i, s)| ip_net(&format!("trusted_proxies[{i}]"), s))
         .collect::<Result<_, _>>()?;
+    regulation::warn_without_trusted_proxies(listen, &raw.trusted_proxies, &mut warnings);
     let tls = match &raw.tls {
         Some(tls) => Some(TlsConfig {
             cert_file: existing_file("tls.cert_file", base_dir, &tls.cert_file)?,
@@ -55,6 +57,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     )?;
     let session_api_path = session_api_path(&raw.session_api.path)?;
     let identity = identity(&raw.identity)?;
+    let regulation = regulation::regulation(&raw.regulation)?;
     let users = users::users(
         &raw.users,
         raw.users_file.as_deref(),
@@ -95,6 +98,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         identity_headers,
         access,
         identity,
+        regulation,
         shutdown,
         admin,
         server,
