@@ -3,7 +3,9 @@
 //! Status follows blame: client fault 4xx, policy 401/403, store down 503, upstream refused 502,
 //! upstream slow 504, anything else 500. Bodies stay short and generic; causes go to the log.
 
-use http::header::{HeaderValue, ALLOW, CONNECTION};
+use std::time::Duration;
+
+use http::header::{HeaderValue, ALLOW, CONNECTION, RETRY_AFTER};
 use http::{Response, StatusCode};
 
 use crate::access::PathError;
@@ -54,6 +56,12 @@ pub enum RequestError {
     /// The hashing queue is full.
     #[error("login busy")]
     LoginBusy,
+    /// Login regulated: too many failed attempts for this user, address or both.
+    #[error("too many failed login attempts")]
+    TooManyAttempts {
+        /// Time until the ban ends (sent as `Retry-After`, whole seconds rounded up).
+        retry_after: Duration,
+    },
     /// The upstream failed.
     #[error(transparent)]
     Upstream(#[from] ForwardError),
@@ -117,6 +125,11 @@ impl RequestError {
                 "login_busy",
                 "Too many logins in progress; retry shortly.",
             ),
+            TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many failed logins; retry later.",
+            ),
             Upstream(ForwardError::ClientBody(_)) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -161,7 +174,25 @@ pub fn rescue(err: &RequestError) -> Response<Body> {
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    if let RequestError::TooManyAttempts { retry_after } = err {
+        response.headers_mut().insert(
+            RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(*retry_after)),
+        );
+    }
     response
+}
+
+/// `Retry-After` in whole seconds, rounded up and at least 1: retrying at that moment finds the
+/// ban over.
+fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs();
+    let secs = if wait.subsec_nanos() > 0 {
+        secs.saturating_add(1)
+    } else {
+        secs
+    };
+    secs.max(1)
 }
 
 /// Displays an error with its whole `source()` chain.
@@ -176,5 +207,25 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_attempts_is_429_with_retry_after_rounded_up() {
+        for (wait, header) in [
+            (Duration::from_millis(1), "1"),
+            (Duration::from_secs(30), "30"),
+            (Duration::from_millis(29_001), "30"),
+            (Duration::ZERO, "1"),
+            (Duration::MAX, "18446744073709551615"),
+        ] {
+            let response = rescue(&RequestError::TooManyAttempts { retry_after: wait });
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[RETRY_AFTER], header, "{wait:?}");
+        }
     }
 }

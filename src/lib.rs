@@ -17,6 +17,7 @@
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`identity`]: users and password verification on a bounded pool.
+//! - [`regulation`]: failed-login counters and bans, kept in the session store.
 //! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
 //! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
@@ -36,6 +37,7 @@ pub mod framing;
 pub mod gateway;
 pub mod headers;
 pub mod identity;
+pub mod regulation;
 pub mod response;
 pub mod router;
 pub mod server;

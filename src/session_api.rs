@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+use crate::client_addr::client_addr;
 use crate::error::RequestError;
 use crate::identity::LoginError;
 use crate::response::{self, Body};
@@ -56,6 +57,20 @@ async fn login(
     if login.password.len() > MAX_PASSWORD_LEN {
         return Err(RequestError::BadRequest("password too long"));
     }
+    let client = client_addr(
+        conn.peer.ip(),
+        &parts.headers,
+        &state.config.trusted_proxies,
+    );
+    // Before any hashing, and blind to whether the user exists or the password is right.
+    if let Some(retry_after) = state.regulator.banned(&login.username, client).await? {
+        return Err(RequestError::TooManyAttempts { retry_after });
+    }
+    // Only names that exist are logged: a typed password in the username field stays out.
+    let known = state
+        .users
+        .get(&login.username)
+        .map(|u| u.username.as_str());
     let user = match state
         .users
         .authenticate(&state.hasher, &login.username, &login.password)
@@ -63,17 +78,22 @@ async fn login(
     {
         Ok(user) => user,
         Err(LoginError::InvalidCredentials) => {
-            tracing::info!(
-                user = state
-                    .users
-                    .get(&login.username)
-                    .map_or("-", |u| &u.username),
-                "login failed"
-            );
+            tracing::info!(user = known.unwrap_or("-"), %client, "login failed");
+            for scope in state.regulator.failed(&login.username, client).await? {
+                let ban_time = state.regulator.ban_time(scope);
+                tracing::warn!(
+                    user = known.unwrap_or("-"),
+                    %client,
+                    window = scope.name(),
+                    ban_time = %humantime::format_duration(ban_time),
+                    "login regulated"
+                );
+            }
             return Err(RequestError::InvalidCredentials);
         }
         Err(LoginError::Busy) => return Err(RequestError::LoginBusy),
     };
+    state.regulator.succeeded(&login.username, client).await?;
     // A new id at every login; the session this request carried, if any, ends here.
     state
         .sessions
@@ -87,9 +107,9 @@ async fn login(
         .unwrap_or_default();
     let (cookie, record) = state
         .sessions
-        .create(&user, conn.peer.ip().to_string(), user_agent)
+        .create(&user, client.to_string(), user_agent)
         .await?;
-    tracing::info!(user = %user.username, "login succeeded");
+    tracing::info!(user = %user.username, %client, "login succeeded");
     let mut response = response::json(StatusCode::CREATED, &session_json(&record, &user.roles));
     response
         .headers_mut()

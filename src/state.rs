@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::{Config, StoreConfig};
 use crate::forward::Upstream;
 use crate::identity::{Hasher, Users};
+use crate::regulation::Regulator;
 use crate::session::store::{MemoryStore, RedisStore};
 use crate::session::{SessionStore, Sessions};
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub config: Config,
     /// Session lifecycle over the configured store.
     pub sessions: Sessions,
+    /// Failed-login regulation over the same store.
+    pub regulator: Regulator,
     /// Local users.
     pub users: Users,
     /// The password hashing pool.
@@ -58,7 +61,8 @@ impl AppState {
             ),
         };
         Ok(Arc::new(Self {
-            sessions: Sessions::new(&config.session, store),
+            sessions: Sessions::new(&config.session, Arc::clone(&store)),
+            regulator: Regulator::new(&config.regulation, &config.session.key_prefix, store),
             users: Users::new(config.users.clone()),
             hasher: Hasher::new(
                 config.identity.max_concurrent_hashes,

@@ -12,6 +12,7 @@ mod h2_limits;
 mod lifetimes;
 mod outage;
 mod proxy;
+mod regulation;
 mod session_api;
 mod smuggling;
 mod store;
