@@ -102,7 +102,7 @@ fn regulation_keys(redis: &RedisServer) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn forwarded_for_from_an_untrusted_peer_is_ignored_and_the_peer_is_banned() {
+async fn c21_forwarded_for_from_an_untrusted_peer_is_ignored_and_the_peer_is_banned() {
     let redis = RedisServer::start();
     // per_user (10) would stop a believed header at attempt 11; the peer's own counter (3) must
     // stop it at attempt 4.
@@ -141,7 +141,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored_and_the_peer_is_banned(
 }
 
 #[tokio::test]
-async fn distributed_attack_through_a_trusted_proxy_is_stopped_per_user_while_others_log_in() {
+async fn c21_distributed_attack_through_a_trusted_proxy_is_stopped_per_user_while_others_log_in() {
     let redis = RedisServer::start();
     let extra = format!("{TRUST_LOOPBACK}{}", regulation(3, 5, 50));
     let (_upstream, gateway) = support::setup_with(Store::Redis(&redis), &extra).await;
@@ -173,7 +173,7 @@ async fn distributed_attack_through_a_trusted_proxy_is_stopped_per_user_while_ot
 }
 
 #[tokio::test]
-async fn unparsable_forwarded_for_from_a_trusted_proxy_counts_against_the_proxy() {
+async fn c21_unparsable_forwarded_for_from_a_trusted_proxy_counts_against_the_proxy() {
     let redis = RedisServer::start();
     let extra = format!("{TRUST_LOOPBACK}{}", regulation(2, 10, 50));
     let (_upstream, gateway) = support::setup_with(Store::Redis(&redis), &extra).await;
@@ -192,7 +192,7 @@ async fn unparsable_forwarded_for_from_a_trusted_proxy_counts_against_the_proxy(
 }
 
 #[tokio::test]
-async fn two_gateways_on_one_redis_share_failures_and_bans() {
+async fn c21_two_gateways_on_one_redis_share_failures_and_bans() {
     let redis = RedisServer::start();
     let upstream = Upstream::start().await;
     let yaml = config_yaml(upstream.addr, Store::Redis(&redis), &regulation(3, 10, 50));
@@ -212,7 +212,7 @@ async fn two_gateways_on_one_redis_share_failures_and_bans() {
 }
 
 #[tokio::test]
-async fn unknown_wrong_and_disabled_logins_get_identical_401s_and_the_same_hashing_work() {
+async fn c20_unknown_wrong_and_disabled_logins_get_identical_401s_and_the_same_hashing_work() {
     let redis = RedisServer::start();
     let (_upstream, gateway) = support::setup(Store::Redis(&redis)).await;
     let hasher = &gateway.state.hasher;
@@ -253,7 +253,7 @@ async fn unknown_wrong_and_disabled_logins_get_identical_401s_and_the_same_hashi
 }
 
 #[tokio::test]
-async fn banned_existing_and_unknown_names_get_the_same_429_without_hashing() {
+async fn c20_banned_existing_and_unknown_names_get_the_same_429_without_hashing() {
     let redis = RedisServer::start();
     let (_upstream, gateway) =
         support::setup_with(Store::Redis(&redis), &regulation(2, 10, 50)).await;
@@ -343,7 +343,7 @@ async fn store_down_during_regulation_is_503_and_no_hash_runs() {
 }
 
 #[tokio::test]
-async fn reaching_the_limit_is_logged_naming_known_users_only_and_never_a_password() {
+async fn c21_reaching_the_limit_is_logged_naming_known_users_only_and_never_a_password() {
     let upstream = Upstream::start().await;
     let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
