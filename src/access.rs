@@ -3,8 +3,14 @@
 //! Every request path is turned into one canonical string before anything else looks at it; the
 //! rules decide on that string and the upstream receives that same string, so the gate and the
 //! backend can never disagree about which resource a request names.
+//!
+//! Some APIs need a spelling the default refuses (`%2F` inside a segment, `%25`, `;` matrix
+//! parameters); `paths` options keep those as sent, and then the rules are decided on every way
+//! a backend might read the path ([`readings`]), so opting in never opens a bypass.
 
 use http::Method;
+
+mod readings;
 
 /// Why a request target was refused before routing (always a 400 to the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +37,41 @@ pub enum PathError {
     /// that do not decode to UTF-8.
     #[error("invalid character in path")]
     InvalidCharacter,
+    /// So many readings that judging them all would cost more than any real path needs.
+    #[error("path has too many readings")]
+    TooManyReadings,
+}
+
+/// What to do with one kind of ambiguous spelling (`paths.*` in the config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PathPolicy {
+    /// Refuse the request with 400.
+    #[default]
+    Reject,
+    /// Forward the escape as sent (hex upper-cased) and decide the rules on every reading.
+    Preserve,
+}
+
+/// The `paths` options: which ambiguous spellings an API accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathOptions {
+    /// `%2F`, and `\` raw or as `%5C` (a raw `\` is forwarded as `%5C`).
+    pub encoded_slash: PathPolicy,
+    /// `%25` followed by two hex digits, as sent or after the single decode.
+    pub encoded_percent: PathPolicy,
+    /// `;`, raw or as `%3B`.
+    pub semicolon: PathPolicy,
+}
+
+/// A request path made canonical, with every other way a backend might read it.
+///
+/// Built once per request by the router; the upstream receives [`CanonicalPath::as_str`] and
+/// [`RuleSet::decide`] judges every one of [`CanonicalPath::readings`]. The readings are derived
+/// from the forwarded string alone, so parsing that string again yields the same value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalPath {
+    path: String,
+    other_readings: Vec<String>,
 }
 
 /// What a rule allows.
@@ -93,58 +134,106 @@ pub enum Decision {
     Deny,
 }
 
-/// Canonicalize the path part of an origin-form request target (DESIGN invariant 2).
+/// Canonicalize the path part of an origin-form request target (DESIGN invariant 2) with the
+/// default options: every ambiguous spelling is an error.
+pub fn canonicalize(path: &str) -> Result<String, PathError> {
+    canonicalize_with(path, &PathOptions::default())
+}
+
+/// Canonicalize the path part of an origin-form request target.
 ///
 /// Decodes percent-escapes of unreserved characters once, upper-cases the hex of the escapes it
 /// keeps, resolves `.` and `..` segments (never above the root) and collapses empty segments,
-/// keeping a trailing slash. Ambiguous input is an error.
-pub fn canonicalize(path: &str) -> Result<String, PathError> {
+/// keeping a trailing slash. Ambiguous input is an error unless `options` preserve it.
+pub fn canonicalize_with(path: &str, options: &PathOptions) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(PathError::NotOriginForm);
     }
     let mut decoded = String::with_capacity(path.len());
-    // The bytes the path denotes (every escape decoded), only to check that they are UTF-8: a
-    // backend that decodes fully must not be handed a name that means nothing to it.
+    // The bytes the path denotes (every escape decoded), only for `check_denoted`.
     let mut denoted = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         let byte = bytes[i];
         if byte != b'%' {
-            check_raw(byte)?;
-            decoded.push(char::from(byte));
+            match byte {
+                b';' => options.semicolon.check(PathError::Semicolon)?,
+                // Kept, but as `%5C`: the one spelling the readings know as data or separator.
+                b'\\' => options.encoded_slash.check(PathError::AmbiguousSeparator)?,
+                _ => check_raw(byte)?,
+            }
+            if byte == b'\\' {
+                push_escape(&mut decoded, byte);
+            } else {
+                decoded.push(char::from(byte));
+            }
             denoted.push(byte);
             i += 1;
             continue;
         }
         let value = escape_at(bytes, i).ok_or(PathError::InvalidEscape)?;
         match value {
-            b'/' | b'\\' => return Err(PathError::AmbiguousSeparator),
-            b';' => return Err(PathError::Semicolon),
+            b'/' | b'\\' => options.encoded_slash.check(PathError::AmbiguousSeparator)?,
+            b';' => options.semicolon.check(PathError::Semicolon)?,
             v if is_control(v) => return Err(PathError::ControlByte),
-            b'%' if escape_at(bytes, i + 2).is_some() => return Err(PathError::DoubleEncoding),
-            v if is_unreserved(v) => decoded.push(char::from(v)),
-            v => {
-                decoded.push('%');
-                decoded.push(char::from(HEX_UPPER[usize::from(v >> 4)]));
-                decoded.push(char::from(HEX_UPPER[usize::from(v & 0xf)]));
+            b'%' if escape_at(bytes, i + 2).is_some() => {
+                options.encoded_percent.check(PathError::DoubleEncoding)?
             }
+            _ => {}
+        }
+        if is_unreserved(value) {
+            decoded.push(char::from(value));
+        } else {
+            push_escape(&mut decoded, value);
         }
         denoted.push(value);
         i += 3;
     }
-    if std::str::from_utf8(&denoted).is_err() {
-        return Err(PathError::InvalidCharacter);
-    }
+    check_denoted(&denoted)?;
     // The single decode may have built a new escape (`%25%32%65` -> `%252e`) that the next hop
     // would decode again.
     if decoded
         .match_indices("%25")
         .any(|(at, _)| escape_at(decoded.as_bytes(), at + 2).is_some())
     {
-        return Err(PathError::DoubleEncoding);
+        options.encoded_percent.check(PathError::DoubleEncoding)?;
     }
-    Ok(resolve_segments(&decoded))
+    Ok(resolve_segments(&decoded, true))
+}
+
+impl PathPolicy {
+    /// `Err(refusal)` when this policy rejects the spelling.
+    fn check(self, refusal: PathError) -> Result<(), PathError> {
+        match self {
+            PathPolicy::Reject => Err(refusal),
+            PathPolicy::Preserve => Ok(()),
+        }
+    }
+}
+
+impl CanonicalPath {
+    /// Canonicalize the path of a request target under `options` and work out its readings.
+    pub fn parse(target_path: &str, options: &PathOptions) -> Result<Self, PathError> {
+        let path = canonicalize_with(target_path, options)?;
+        let other_readings = readings::other_readings(&path)?;
+        Ok(Self {
+            path,
+            other_readings,
+        })
+    }
+
+    /// The path the upstream receives.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// Every reading the rules judge: the forwarded path first, then how a backend might read
+    /// it (escapes as separators, decoded twice, without `;` parameters, trimmed as Windows
+    /// does, Unicode-normalized).
+    pub fn readings(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.path.as_str()).chain(self.other_readings.iter().map(String::as_str))
+    }
 }
 
 impl PathPattern {
@@ -176,6 +265,26 @@ impl PathPattern {
             },
         }
     }
+
+    /// Whether `self` matches every path `other` matches, byte for byte (and so also
+    /// case-folded): a rule with `other` after a rule with `self` is never reached.
+    pub fn covers(&self, other: &PathPattern) -> bool {
+        match (self, other) {
+            (_, PathPattern::Exact(exact)) => {
+                self.matches(exact, Case::Exact) && self.matches(&format!("{exact}/"), Case::Exact)
+            }
+            (PathPattern::Exact(_), PathPattern::Prefix(_)) => false,
+            (PathPattern::Prefix(outer), PathPattern::Prefix(inner)) => {
+                let dir = |p: &str| match p.ends_with('/') {
+                    true => p.to_owned(),
+                    false => format!("{p}/"),
+                };
+                let bare = inner.trim_end_matches('/');
+                dir(inner).starts_with(&dir(outer))
+                    && (bare.is_empty() || self.matches(bare, Case::Exact))
+            }
+        }
+    }
 }
 
 impl RuleSet {
@@ -194,17 +303,18 @@ impl RuleSet {
         self.default
     }
 
-    /// Decide what a request for `canonical_path` with `method` needs.
+    /// Decide what a request for `path` with `method` needs.
     ///
-    /// Every plausible reading is judged (as-is and ASCII case-folded; with and without a
-    /// trailing slash; HEAD also as GET) and the most restrictive answer wins, so protective
-    /// rules match broadly and permissive ones narrowly (DESIGN invariant 3).
-    pub fn decide(&self, canonical_path: &str, method: &Method) -> Decision {
+    /// Every plausible reading is judged (each of the path's readings, as-is and ASCII
+    /// case-folded; with and without a trailing slash; HEAD also as GET) and the most restrictive
+    /// answer wins, so protective rules match broadly and permissive ones narrowly (DESIGN
+    /// invariant 3).
+    pub fn decide(&self, path: &CanonicalPath, method: &Method) -> Decision {
         let mut methods = vec![method];
         if method == Method::HEAD {
             methods.push(&Method::GET);
         }
-        let paths = slash_readings(canonical_path);
+        let paths: Vec<_> = path.readings().flat_map(slash_readings).collect();
         let mut strictest = Allow::Anonymous;
         let mut role_sets: Vec<Vec<String>> = Vec::new();
         for case in [Case::Exact, Case::Folded] {
@@ -227,6 +337,21 @@ impl RuleSet {
             Allow::Authenticated => Decision::Session { role_sets },
             Allow::Deny => Decision::Deny,
         }
+    }
+
+    /// Pairs `(later, earlier)` of rule indexes where the earlier rule covers every path of the
+    /// later one, which is therefore never reached (the earliest such rule is named). An earlier
+    /// rule with `methods` counts too: the methods it leaves out are denied, not passed on.
+    pub fn shadowed(&self) -> Vec<(usize, usize)> {
+        let rules = &self.rules;
+        (0..rules.len())
+            .filter_map(|later| {
+                let earlier = rules[..later]
+                    .iter()
+                    .position(|rule| rule.path.covers(&rules[later].path))?;
+                Some((later, earlier))
+            })
+            .collect()
     }
 
     /// One reading: the first matching rule, or the default. A rule that restricts methods
@@ -291,8 +416,26 @@ fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
+/// Appends `%XX` (upper-case hex) for `byte`.
+fn push_escape(out: &mut String, byte: u8) {
+    out.push('%');
+    out.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
+    out.push(char::from(HEX_UPPER[usize::from(byte & 0xf)]));
+}
+
 fn is_control(byte: u8) -> bool {
     byte < 0x20 || byte == 0x7f
+}
+
+/// The bytes a path denotes once every escape is decoded must be UTF-8 (so no overlong or
+/// truncated sequences a lax decoder might read as `.` or `/`) without control characters, C1
+/// included: a backend that decodes fully must not be handed a name that means nothing to it.
+fn check_denoted(denoted: &[u8]) -> Result<(), PathError> {
+    let text = std::str::from_utf8(denoted).map_err(|_| PathError::InvalidCharacter)?;
+    match text.chars().any(char::is_control) {
+        true => Err(PathError::ControlByte),
+        false => Ok(()),
+    }
 }
 
 fn check_raw(byte: u8) -> Result<(), PathError> {
@@ -314,19 +457,25 @@ fn escape_at(bytes: &[u8], at: usize) -> Option<u8> {
 
 /// Resolves `.` and `..` (never above the root) and drops empty segments; a path whose last
 /// segment was empty, `.` or `..` names a directory and keeps its trailing slash.
-fn resolve_segments(path: &str) -> String {
+///
+/// With `empty_first`, empty segments are dropped before `..` is applied (`/a//..` is `/`), as
+/// the canonical path does; without, `..` may remove an empty segment (`/a//..` is `/a/`), as
+/// RFC 3986 section 5.2.4 does, and the empty segments left are dropped afterwards.
+fn resolve_segments(path: &str, empty_first: bool) -> String {
     let mut kept: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for segment in path[1..].split('/') {
         trailing_slash = matches!(segment, "" | "." | "..");
         match segment {
-            "" | "." => {}
+            "" if empty_first => {}
+            "." => {}
             ".." => {
                 kept.pop();
             }
             other => kept.push(other),
         }
     }
+    kept.retain(|segment| !segment.is_empty());
     let mut out = String::with_capacity(path.len());
     for segment in &kept {
         out.push('/');
@@ -339,269 +488,4 @@ fn resolve_segments(path: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A rule as the config writes it: `"/x/"` is a prefix, `"/x"` exact.
-    fn rule(path: &str, allow: Allow, roles: &[&str]) -> Rule {
-        let path = match path.ends_with('/') {
-            true => PathPattern::Prefix(path.to_string()),
-            false => PathPattern::Exact(path.to_string()),
-        };
-        let roles = roles.iter().map(|r| r.to_string()).collect();
-        Rule {
-            path,
-            methods: None,
-            roles,
-            allow,
-        }
-    }
-
-    fn only(methods: &[Method], rule: Rule) -> Rule {
-        Rule {
-            methods: Some(methods.to_vec()),
-            ..rule
-        }
-    }
-
-    /// Fixture R from cases.md plus a GET-only area (`/session` is the router's business).
-    fn fixture_r(default: Allow) -> RuleSet {
-        let rules = vec![
-            rule("/public/", Allow::Anonymous, &[]),
-            rule("/admin/", Allow::Authenticated, &["admin"]),
-            only(&[Method::GET], rule("/reports/", Allow::Authenticated, &[])),
-        ];
-        RuleSet::new(rules, default)
-    }
-
-    fn session(role_sets: &[&[&str]]) -> Decision {
-        let role_sets = role_sets.iter().map(|set| roles(set)).collect();
-        Decision::Session { role_sets }
-    }
-
-    fn roles(names: &[&str]) -> Vec<String> {
-        names.iter().map(|r| r.to_string()).collect()
-    }
-
-    #[test]
-    fn dot_and_empty_segments_resolve_to_the_protected_path() {
-        let inputs = "/public/../admin/users /public/%2e%2e/admin/users /public/.%2e/admin/users
-            /public/%2E%2E/admin/users /./admin/users /admin/./users //admin/users
-            /admin//users ///admin/users /public/x/../../admin/users /%61dmin/users";
-        for input in inputs.split_whitespace() {
-            let canonical = canonicalize(input);
-            assert_eq!(canonical.as_deref(), Ok("/admin/users"), "{input}");
-        }
-    }
-
-    #[test]
-    fn canonical_forms_of_edge_paths() {
-        // Pairs of input and canonical form.
-        let pairs = "/ /  // /  /../.. /  /. /  /a/b/.. /a/  /a/b/. /a/b/  /public/ /public/
-            /admin// /admin/  /%73ession /session  /public/../public/a /public/a
-            /caf%c3%a9 /caf%C3%A9  /a%20b /a%20b  /a%3f%5b /a%3F%5B  /a%25zz /a%25zz
-            /a%3a%40%21 /a%3A%40%21  /a:b@c!$&'()*+,=-._~ /a:b@c!$&'()*+,=-._~";
-        let words: Vec<&str> = pairs.split_whitespace().collect();
-        for pair in words.chunks(2) {
-            assert_eq!(canonicalize(pair[0]).as_deref(), Ok(pair[1]), "{}", pair[0]);
-        }
-    }
-
-    #[test]
-    fn ambiguous_targets_are_rejected() {
-        use PathError::*;
-        let cases = [
-            (
-                NotOriginForm,
-                "* admin/users http://gw.example.test/admin/users",
-            ),
-            (
-                Semicolon,
-                "/public/..;/admin/users /public/..%3badmin/users",
-            ),
-            (
-                AmbiguousSeparator,
-                r"/public/..%2fadmin/users /public/..%2Fadmin/users /public/..%5cadmin/users
-                /public/..%5Cadmin/users /public/..\admin/users /public%2f..%2fadmin/users
-                /admin%2fusers /admin/..%2fpublic/x",
-            ),
-            (
-                DoubleEncoding,
-                "/public/%252e%252e/admin/users /public/%252e%252e%252fadmin/users
-                /public/%25%32%65%25%32%65/admin/users",
-            ),
-            (InvalidEscape, "/admin/%zz /admin/% /admin/%0"),
-            (
-                ControlByte,
-                "/admin/%00users /admin/%7f /admin/\u{1}users /a\u{7f}",
-            ),
-            (
-                InvalidCharacter,
-                "/admin/%ff%fe /admin/%c3a%a9 /admin/users#x /admin/users?x /admin/caf\u{e9} /a[b]",
-            ),
-        ];
-        for (expected, inputs) in cases {
-            for input in inputs.split_whitespace() {
-                assert_eq!(canonicalize(input), Err(expected), "{input:?}");
-            }
-        }
-        assert_eq!(canonicalize(""), Err(NotOriginForm));
-        assert_eq!(canonicalize("/admin/ users"), Err(InvalidCharacter));
-    }
-
-    #[test]
-    fn fixture_r_decisions() {
-        let r = fixture_r(Allow::Authenticated);
-        let get = Method::GET;
-        assert_eq!(r.decide("/public/a", &get), Decision::Anonymous);
-        assert_eq!(r.decide("/public/", &get), Decision::Anonymous);
-        assert_eq!(r.decide("/public", &get), Decision::Anonymous);
-        // As-is `/Public/a` matches no rule (default authenticated); the folded reading is
-        // public. The most restrictive reading wins.
-        assert_eq!(r.decide("/Public/a", &get), session(&[]));
-        for admin in [
-            "/admin/users",
-            "/ADMIN/users",
-            "/admin",
-            "/admin/",
-            "/Admin",
-        ] {
-            assert_eq!(r.decide(admin, &get), session(&[&["admin"]]), "{admin}");
-        }
-        assert_eq!(r.decide("/administrator", &get), session(&[]));
-        assert_eq!(r.decide("/api/x", &get), session(&[]));
-        assert_eq!(r.decide("/", &get), session(&[]));
-    }
-
-    #[test]
-    fn method_restricted_rule_denies_other_methods() {
-        let r = fixture_r(Allow::Authenticated);
-        assert_eq!(r.decide("/reports/q1", &Method::GET), session(&[]));
-        assert_eq!(r.decide("/reports/q1", &Method::POST), Decision::Deny);
-        assert_eq!(r.decide("/Reports/q1", &Method::DELETE), Decision::Deny);
-        // HEAD is read as HEAD and as GET; the HEAD reading is not in the list, so a rule that
-        // lists GET but not HEAD denies HEAD (list HEAD explicitly to allow it).
-        assert_eq!(r.decide("/reports/q1", &Method::HEAD), Decision::Deny);
-        let both = only(
-            &[Method::GET, Method::HEAD],
-            rule("/reports/", Allow::Authenticated, &[]),
-        );
-        let r = RuleSet::new(vec![both], Allow::Deny);
-        assert_eq!(r.decide("/reports/q1", &Method::HEAD), session(&[]));
-        // And the GET reading of HEAD counts too: a HEAD-only rule denies HEAD.
-        let head_only = only(&[Method::HEAD], rule("/x/", Allow::Anonymous, &[]));
-        let r = RuleSet::new(vec![head_only], Allow::Anonymous);
-        assert_eq!(r.decide("/x/a", &Method::HEAD), Decision::Deny);
-    }
-
-    #[test]
-    fn default_deny_covers_unmatched_paths() {
-        let r = fixture_r(Allow::Deny);
-        assert_eq!(r.decide("/unknown-area/x", &Method::GET), Decision::Deny);
-        assert_eq!(r.decide("/public/a", &Method::GET), Decision::Anonymous);
-        // The folded reading of `/PUBLIC/a` is public, the as-is one falls to the default.
-        assert_eq!(r.decide("/PUBLIC/a", &Method::GET), Decision::Deny);
-    }
-
-    #[test]
-    fn exact_pattern_and_trailing_slash_readings() {
-        let rules = vec![
-            rule("/health", Allow::Anonymous, &[]),
-            rule("/me", Allow::Optional, &[]),
-            rule("/ops", Allow::Deny, &[]),
-        ];
-        let r = RuleSet::new(rules, Allow::Anonymous);
-        assert_eq!(r.decide("/health", &Method::GET), Decision::Anonymous);
-        assert_eq!(r.decide("/me", &Method::GET), Decision::Optional);
-        assert_eq!(r.decide("/ME/", &Method::GET), Decision::Optional);
-        assert_eq!(r.decide("/ops/", &Method::GET), Decision::Deny);
-        assert_eq!(r.decide("/Ops", &Method::GET), Decision::Deny);
-    }
-
-    #[test]
-    fn exact_permissive_rule_works_under_default_deny() {
-        let r = RuleSet::new(vec![rule("/health", Allow::Anonymous, &[])], Allow::Deny);
-        assert_eq!(r.decide("/health", &Method::GET), Decision::Anonymous);
-        assert_eq!(r.decide("/health/", &Method::GET), Decision::Anonymous);
-        assert_eq!(r.decide("/health/x", &Method::GET), Decision::Deny);
-    }
-
-    #[test]
-    fn capitalised_protective_pattern_still_covers_lowercase_requests() {
-        let r = RuleSet::new(
-            vec![rule("/Admin/", Allow::Authenticated, &["admin"])],
-            Allow::Anonymous,
-        );
-        assert_eq!(
-            r.decide("/admin/users", &Method::GET),
-            session(&[&["admin"]])
-        );
-    }
-
-    #[test]
-    fn role_sets_from_every_authenticated_reading_are_combined() {
-        let rules = vec![
-            rule("/Team/", Allow::Authenticated, &["team"]),
-            rule("/team/", Allow::Authenticated, &["admin", "ops"]),
-        ];
-        let decision = RuleSet::new(rules, Allow::Deny).decide("/team/x", &Method::GET);
-        assert_eq!(decision, session(&[&["admin", "ops"], &["team"]]));
-        assert!(decision.permits(&roles(&["ops", "team"])));
-        assert!(!decision.permits(&roles(&["ops"])));
-    }
-
-    #[test]
-    fn permits_checks_every_role_set() {
-        assert!(!Decision::Deny.permits(&roles(&["admin"])));
-        assert!(Decision::Anonymous.permits(&[]));
-        assert!(Decision::Optional.permits(&[]));
-        assert!(session(&[]).permits(&[]));
-        assert!(session(&[&["admin"]]).permits(&roles(&["reader", "admin"])));
-        assert!(!session(&[&["admin"]]).permits(&roles(&["reader"])));
-        assert!(!session(&[&["admin"]]).permits(&[]));
-    }
-
-    #[test]
-    fn canonicalization_is_idempotent_and_decision_stable() {
-        let r = fixture_r(Allow::Authenticated);
-        let tricky = "/ // /./ /.. /a/. /a/.. /a/b/../ /%2e /%2e%2e/ /.%2e. /... /a%2e/b /%25
-            /%25zz /%25%32 /%25%32%65 /%c3%a9/%C3%A9 /%41%42/c /a%20b/ /public/%2E%2e/admin
-            /Public/../ADMIN/ /~user/x%7e /a:b@c /public// /x/%21%24 /%252 /reports/%2e/ /admin/..";
-        for input in tricky.split_whitespace() {
-            let Ok(once) = canonicalize(input) else {
-                continue;
-            };
-            let twice = canonicalize(&once);
-            assert_eq!(twice.as_deref(), Ok(once.as_str()), "{input}");
-            for method in [Method::GET, Method::HEAD, Method::POST] {
-                let again = r.decide(twice.as_deref().unwrap(), &method);
-                assert_eq!(r.decide(&once, &method), again, "{input}");
-            }
-        }
-    }
-
-    #[test]
-    fn every_short_path_is_idempotent_and_clean() {
-        // Every string of up to five characters over an alphabet of dots, slashes and escape
-        // material, after a leading slash (bijective numbering, so no length is skipped).
-        const ALPHABET: &[u8] = b"/.%2eEa5fF";
-        let mut input = Vec::new();
-        for n in 0..111_111usize {
-            input.clear();
-            input.push(b'/');
-            let mut rest = n;
-            while rest > 0 {
-                rest -= 1;
-                input.push(ALPHABET[rest % ALPHABET.len()]);
-                rest /= ALPHABET.len();
-            }
-            let text = std::str::from_utf8(&input).unwrap();
-            let Ok(once) = canonicalize(text) else {
-                continue;
-            };
-            assert_eq!(canonicalize(&once).as_deref(), Ok(once.as_str()), "{text}");
-            let clean = once.split('/').skip(1).all(|s| s != "." && s != "..");
-            assert!(clean && !once.contains("//"), "{text} -> {once}");
-        }
-    }
-}
+mod tests;

@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
 use serde_yaml::Value;
 
-use crate::access::RuleSet;
+use crate::access::{PathOptions, RuleSet};
 use crate::identity::User;
 
 mod file;
@@ -105,6 +105,8 @@ pub struct Config {
     pub identity_headers: IdentityHeaders,
     /// Access rules.
     pub access: RuleSet,
+    /// Which ambiguous path spellings are forwarded (and judged on every reading).
+    pub paths: PathOptions,
     /// Password hashing limits.
     pub identity: IdentityConfig,
     /// Failed-login regulation.

@@ -8,7 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 
-use crate::access::Decision;
+use crate::access::{CanonicalPath, Decision};
 use crate::config::HostHeader;
 use crate::error::RequestError;
 use crate::headers::{self, ForwardedContext};
@@ -28,10 +28,16 @@ pub async fn proxy(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
-    canonical_path: String,
+    canonical_path: CanonicalPath,
 ) -> Result<Response<Body>, RequestError> {
     let identity = authorize(state, &request, &canonical_path).await?;
-    let request = prepare(state, conn, request, &canonical_path, identity.as_ref());
+    let request = prepare(
+        state,
+        conn,
+        request,
+        canonical_path.as_str(),
+        identity.as_ref(),
+    );
     let mut response = state.upstream.send(request).await?;
     headers::clean_response(response.headers_mut(), state.sessions.cookie_name());
     Ok(response)
@@ -41,7 +47,7 @@ pub async fn proxy(
 async fn authorize(
     state: &AppState,
     request: &Request<Incoming>,
-    canonical_path: &str,
+    canonical_path: &CanonicalPath,
 ) -> Result<Option<Identity>, RequestError> {
     let decision = state.config.access.decide(canonical_path, request.method());
     match decision {

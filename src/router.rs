@@ -7,7 +7,7 @@ use futures_util::FutureExt as _;
 use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
-use crate::access::{canonicalize, PathError};
+use crate::access::{CanonicalPath, PathError};
 use crate::error::{rescue, RequestError};
 use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
@@ -39,6 +39,22 @@ pub fn route(canonical_path: &str, api_path: &str) -> Route {
         Route::SessionApiUnknown
     } else {
         Route::Gateway
+    }
+}
+
+/// Decide where `path` goes: the forwarded path picks the endpoint, and a path any other of whose
+/// readings falls in Portcullis's own subtree is unknown there (404), so no reading of the session
+/// API path is ever forwarded.
+pub fn route_path(path: &CanonicalPath, api_path: &str) -> Route {
+    match route(path.as_str(), api_path) {
+        Route::Gateway
+            if path
+                .readings()
+                .any(|r| route(r, api_path) != Route::Gateway) =>
+        {
+            Route::SessionApiUnknown
+        }
+        route => route,
     }
 }
 
@@ -78,8 +94,8 @@ async fn dispatch(
     }
     check_host(&request)?;
     crate::framing::check_request(request.headers())?;
-    let path = canonicalize(uri.path())?;
-    match route(&path, &state.config.session_api_path) {
+    let path = CanonicalPath::parse(uri.path(), &state.config.paths)?;
+    match route_path(&path, &state.config.session_api_path) {
         Route::SessionApi => session_api::handle(state, conn, request).await,
         Route::SessionApiUnknown => Err(RequestError::NotFound),
         Route::Gateway => gateway::proxy(state, conn, request, path).await,
@@ -165,5 +181,30 @@ mod tests {
         for p in ["/sessions", "/api/session", "/", "/sessionx/y"] {
             assert_eq!(route(p, "/session"), Route::Gateway, "{p}");
         }
+    }
+
+    #[test]
+    fn no_reading_of_the_session_api_path_is_forwarded() {
+        use crate::access::{PathOptions, PathPolicy};
+        let options = PathOptions {
+            encoded_slash: PathPolicy::Preserve,
+            encoded_percent: PathPolicy::Preserve,
+            semicolon: PathPolicy::Preserve,
+        };
+        let route = |p: &str| route_path(&CanonicalPath::parse(p, &options).unwrap(), "/session");
+        assert_eq!(route("/session"), Route::SessionApi);
+        for p in [
+            "/session.",
+            "/session%20",
+            "/%C5%BFession",
+            "/%EF%BD%93ession",
+            "/session;x",
+            "/public/..%2Fsession",
+            "/x/..%5CSession/all",
+            "/%2573ession",
+        ] {
+            assert_eq!(route(p), Route::SessionApiUnknown, "{p}");
+        }
+        assert_eq!(route("/sessions"), Route::Gateway);
     }
 }

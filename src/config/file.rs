@@ -51,6 +51,9 @@ pub(crate) struct RawConfig {
     /// Access rules.
     #[serde(default)]
     pub access: RawAccess,
+    /// Ambiguous path spellings an API accepts.
+    #[serde(default)]
+    pub paths: RawPaths,
     /// Password hashing limits.
     #[serde(default)]
     pub identity: RawIdentity,
@@ -219,6 +222,19 @@ pub(crate) struct RawRule {
     pub methods: Option<Vec<String>>,
 }
 
+/// `paths`: each `reject` (400, the default) or `preserve` (forwarded as sent, every reading
+/// judged).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawPaths {
+    /// `%2F` and `%5C`.
+    pub encoded_slash: String,
+    /// `%25` followed by two hex digits.
+    pub encoded_percent: String,
+    /// `;` raw or as `%3B`.
+    pub semicolon: String,
+}
+
 /// `identity`.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -337,6 +353,16 @@ impl Default for RawAccess {
         Self {
             default: "authenticated".into(),
             rules: Vec::new(),
+        }
+    }
+}
+
+impl Default for RawPaths {
+    fn default() -> Self {
+        Self {
+            encoded_slash: "reject".into(),
+            encoded_percent: "reject".into(),
+            semicolon: "reject".into(),
         }
     }
 }

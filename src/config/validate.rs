@@ -18,6 +18,7 @@ use super::{
 };
 use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
+mod paths;
 mod regulation;
 mod session;
 mod users;
@@ -66,6 +67,8 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     )?;
     let identity_headers = identity_headers(&raw.identity_headers)?;
     let access = access(&raw.access, &session_api_path, &mut warnings)?;
+    paths::warn_unreachable_rules(&access, &mut warnings);
+    let paths = paths::options(&raw.paths)?;
     let shutdown = ShutdownConfig {
         drain_delay: duration("shutdown.drain_delay", &raw.shutdown.drain_delay)?,
         grace_period: duration("shutdown.grace_period", &raw.shutdown.grace_period)?,
@@ -97,6 +100,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         users,
         identity_headers,
         access,
+        paths,
         identity,
         regulation,
         shutdown,

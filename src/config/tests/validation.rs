@@ -478,3 +478,40 @@ fn rule_under_the_session_api_warns() {
     assert!(warned[1].starts_with("access.rules[1]"));
     assert_eq!(c.access.rules()[3].path, PathPattern::Prefix("/".into()));
 }
+
+#[test]
+fn paths_options_default_to_reject_and_accept_preserve() {
+    use crate::access::{PathOptions, PathPolicy};
+    assert_eq!(load_ok(&base("")).paths, PathOptions::default());
+    let c = load_ok(&base(
+        "paths:\n  encoded_slash: preserve\n  encoded_percent: reject\n  semicolon: preserve\n",
+    ));
+    assert_eq!(c.paths.encoded_slash, PathPolicy::Preserve);
+    assert_eq!(c.paths.encoded_percent, PathPolicy::Reject);
+    assert_eq!(c.paths.semicolon, PathPolicy::Preserve);
+    for key in ["encoded_slash", "encoded_percent", "semicolon"] {
+        let yaml = base(&format!("paths:\n  {key}: decode\n"));
+        assert_eq!(err_key(&yaml), format!("paths.{key}"));
+    }
+    let err = load(&base("paths:\n  encoded_slashes: preserve\n")).unwrap_err();
+    assert!(err.to_string().contains("encoded_slashes"), "{err}");
+}
+
+#[test]
+fn shadowed_rules_warn_naming_both() {
+    let c = load_ok(&base(
+        "access:\n  rules:\n    - path: /api/\n      methods: [GET]\n    - path: /api/admin/\n      roles: [admin]\n    - path: /public/\n      allow: anonymous\n    - path: /public\n      allow: anonymous\n    - path: /apis/\n      allow: anonymous\n",
+    ));
+    let shadowed: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("never reached"))
+        .collect();
+    assert_eq!(shadowed.len(), 2, "{:?}", c.warnings);
+    assert!(shadowed[0].starts_with("access.rules[1]") && shadowed[0].contains("access.rules[0]"));
+    assert!(shadowed[1].starts_with("access.rules[3]") && shadowed[1].contains("access.rules[2]"));
+    let c = load_ok(&base(
+        "access:\n  rules:\n    - path: /public/\n      allow: anonymous\n    - path: /admin/\n      roles: [admin]\n",
+    ));
+    assert!(!c.warnings.iter().any(|w| w.contains("never reached")));
+}
