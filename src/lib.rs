@@ -9,7 +9,7 @@
 //! - [`config`]: the typed, validated configuration (YAML, `${VAR}` / `${file:...}`).
 //! - [`server`]: listeners, accept loops, TLS ([`tls`]), graceful drain.
 //! - [`router`]: canonical path, then one match: session API or gateway.
-//! - [`access`]: path canonicalization and access rules; pure.
+//! - [`access`]: path canonicalization, the readings of a path and access rules; pure.
 //! - [`gateway`]: the phases of a proxied request: authorize, prepare, forward.
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.

@@ -134,12 +134,12 @@ fn without_parameters(reading: &str, escaped: bool) -> Option<String> {
     let cut = |segment: &str| {
         let raw = segment.find(';');
         let encoded = segment.find("%3B").filter(|_| escaped);
-        match raw.into_iter().chain(encoded).min() {
-            Some(at) => segment[..at].to_owned(),
-            None => segment.to_owned(),
-        }
+        raw.into_iter()
+            .chain(encoded)
+            .min()
+            .unwrap_or(segment.len())
     };
-    rewrite_segments(reading, cut)
+    shorten_segments(reading, cut)
 }
 
 /// Each segment without its trailing spaces (and, with `dots`, trailing dots), as Windows and IIS
@@ -159,11 +159,11 @@ fn trimmed(reading: &str, dots: bool) -> Option<String> {
             } else if let Some(rest) = segment.strip_suffix('.').filter(|_| dots) {
                 segment = rest;
             } else {
-                return segment.to_owned();
+                return segment.len();
             }
         }
     };
-    rewrite_segments(reading, trim)
+    shorten_segments(reading, trim)
 }
 
 /// Escaped UTF-8 decoded, NFKC-normalized, lower-cased and without default-ignorable characters
@@ -232,18 +232,20 @@ fn is_default_ignorable(c: char) -> bool {
     )
 }
 
-/// `reading` with every segment replaced by `rewrite(segment)`; `None` if none changed.
-fn rewrite_segments(reading: &str, rewrite: impl Fn(&str) -> String) -> Option<String> {
-    let mut changed = false;
-    let segments: Vec<String> = reading
+/// `reading` with every segment cut to its first `keep(segment)` bytes; `None` if none is cut.
+/// Most paths have nothing to cut, so that is found without allocating.
+fn shorten_segments(reading: &str, keep: impl Fn(&str) -> usize) -> Option<String> {
+    if reading
         .split('/')
-        .map(|segment| {
-            let new = rewrite(segment);
-            changed |= new != segment;
-            new
-        })
+        .all(|segment| keep(segment) == segment.len())
+    {
+        return None;
+    }
+    let segments: Vec<&str> = reading
+        .split('/')
+        .map(|segment| &segment[..keep(segment)])
         .collect();
-    changed.then(|| segments.join("/"))
+    Some(segments.join("/"))
 }
 
 /// Back to canonical spelling: escapes of unreserved bytes decoded, other escapes upper-cased,

@@ -227,7 +227,7 @@ pub(crate) struct RawRule {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawPaths {
-    /// `%2F` and `%5C`.
+    /// `%2F`, and `\` raw or as `%5C`.
     pub encoded_slash: String,
     /// `%25` followed by two hex digits.
     pub encoded_percent: String,
