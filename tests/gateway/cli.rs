@@ -72,6 +72,54 @@ fn check_config_accepts_the_fixture_config_and_the_shipped_example() {
 }
 
 #[test]
+fn check_config_warns_about_shadowed_rules_and_still_exits_0() {
+    // After fixture R's `/public/` and `/admin/`: `/admin/users/` and `/public` can never match
+    // (first match wins); `/reports/` after a GET-only `/reports/` neither, as methods never make
+    // a request fall through. `/administration/` is reachable.
+    let yaml = config_yaml(
+        some_upstream(),
+        Store::Memory,
+        "    - path: /admin/users/\n      allow: anonymous\n    - path: /public\n      allow: deny\n    - path: /administration/\n    - path: /reports/\n      methods: [GET]\n    - path: /reports/\n      allow: anonymous\n",
+    );
+    let output = binary::check_config(&yaml, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let shadowed: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("warning: ") && line.contains("never reached"))
+        .collect();
+    assert_eq!(shadowed.len(), 3, "{stderr}");
+    for (later, earlier) in [(2, 1), (3, 0), (6, 5)] {
+        let names = format!("access.rules[{later}] is never reached: access.rules[{earlier}]");
+        assert!(
+            shadowed.iter().any(|line| line.contains(&names)),
+            "{names}: {stderr}"
+        );
+    }
+    assert!(!stderr.contains("access.rules[4] is never"), "{stderr}");
+
+    // Fixture R alone has no shadowed rule.
+    let output = binary::check_config(&config_yaml(some_upstream(), Store::Memory, ""), &[]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("never reached"));
+}
+
+#[test]
+fn check_config_rejects_an_unknown_paths_key_or_value_with_78() {
+    let yaml = config_yaml(
+        some_upstream(),
+        Store::Memory,
+        "paths:\n  encoded_slashes: preserve\n",
+    );
+    assert_rejected(&yaml, &[], &["encoded_slashes"], &[SECRET_1]);
+    let yaml = config_yaml(
+        some_upstream(),
+        Store::Memory,
+        "paths:\n  semicolon: allow\n",
+    );
+    assert_rejected(&yaml, &[], &["paths.semicolon"], &[SECRET_1]);
+}
+
+#[test]
 fn check_config_rejects_an_unknown_key_with_78_naming_it() {
     let yaml = config_yaml_with(
         some_upstream(),

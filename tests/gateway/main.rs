@@ -11,6 +11,7 @@ mod forwarded;
 mod h2_limits;
 mod lifetimes;
 mod outage;
+mod paths;
 mod proxy;
 mod regulation;
 mod session_api;

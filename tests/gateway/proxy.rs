@@ -132,6 +132,63 @@ async fn public_route_needs_no_session_and_never_carries_identity() {
 }
 
 #[tokio::test]
+async fn optional_route_carries_identity_only_with_a_valid_session_and_survives_a_store_outage() {
+    let mut redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, Store::Redis(&redis), "").replace(
+        "  rules:\n",
+        "  rules:\n    - path: /me/\n      allow: optional\n",
+    );
+    let gateway = support::Gateway::start(&yaml).await;
+    let spoofed = [("x-auth-user", "admin"), ("x-auth-roles", "admin")];
+
+    // No session: forwarded without identity, spoofed headers stripped.
+    let mut client = gateway.client();
+    let reply = client
+        .send(Method::GET, "/me/x", &spoofed, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(!upstream.only().has_prefix("x-auth-"));
+    upstream.clear();
+
+    // A session: identity injected, on every spelling of the route.
+    let sid = login(&mut client, "user", USER_PW).await;
+    for path in ["/me/x", "/ME/x", "/me"] {
+        let reply = client.send(Method::GET, path, &spoofed, Bytes::new()).await;
+        assert_eq!(reply.status, 200, "{path}");
+        let seen = upstream.only();
+        assert_eq!(seen.all("x-auth-user"), ["user"], "{path}");
+        assert_eq!(seen.all("x-auth-roles"), ["reader"], "{path}");
+        upstream.clear();
+    }
+
+    // An unknown or unsigned session is no session: forwarded without identity, never 401.
+    for cookie in [support::unknown_signed_cookie(), "garbage".to_owned()] {
+        let mut other = gateway.client();
+        other.set_cookie("gw_sid", &cookie);
+        assert_eq!(other.get("/me/x").await.status, 200);
+        assert!(!upstream.only().has_prefix("x-auth-"));
+        upstream.clear();
+    }
+
+    // Store down: the route keeps working, without identity.
+    redis.stop();
+    let mut client = gateway.client();
+    client.set_cookie("gw_sid", &sid);
+    let reply = client.get("/me/x").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(!upstream.only().has_prefix("x-auth-"));
+    upstream.clear();
+    // While a route that needs the session fails closed.
+    let reply = client.get("/api/x").await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (503, "session_store_unavailable")
+    );
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
 async fn a_large_upload_streams_through_intact() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
     let mut client = gateway.client();
