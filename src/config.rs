@@ -117,6 +117,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Client connection timeouts.
     pub server: ServerConfig,
+    /// Cross-origin requests from browsers.
+    pub cors: CorsConfig,
+    /// The origin check on state-changing cookie requests.
+    pub csrf: CsrfConfig,
     /// Warnings found while loading (printed at start-up and by `--check-config`).
     pub warnings: Vec<String>,
 }
@@ -295,6 +299,24 @@ pub struct ServerConfig {
     /// Most client connections open at once on the proxy listener; past it, new connections
     /// wait in the kernel's accept queue.
     pub max_connections: usize,
+}
+
+/// `cors`: browsers on these origins may call with credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Allowed origins, each `scheme://host[:port]`, lower-cased, default port omitted.
+    pub allowed_origins: Vec<String>,
+    /// `Access-Control-Allow-Headers` for preflights to Portcullis's own paths.
+    pub allowed_headers: HeaderValue,
+    /// `Access-Control-Max-Age`, in seconds.
+    pub max_age: u64,
+}
+
+/// `csrf`: origins besides the own origin whose state-changing requests pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrfConfig {
+    /// Allowed origins, normalized like [`CorsConfig::allowed_origins`].
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {

@@ -35,6 +35,9 @@ pub enum RequestError {
     /// A session that may not do this.
     #[error("forbidden")]
     Forbidden,
+    /// A request that would act under a cookie failed the origin check.
+    #[error("cross-origin request refused")]
+    Csrf,
     /// Nothing at this path.
     #[error("not found")]
     NotFound,
@@ -98,6 +101,11 @@ impl RequestError {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "This session may not access this resource.",
+            ),
+            Csrf => (
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "Cross-origin request refused.",
             ),
             NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found."),
             MethodNotAllowed { .. } => (

@@ -15,6 +15,7 @@ use crate::headers::{self, ForwardedContext};
 use crate::response::Body;
 use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
+use crate::{cors, csrf};
 
 /// The identity a forwarded request carries, if any.
 #[derive(Debug)]
@@ -30,7 +31,7 @@ pub async fn proxy(
     request: Request<Incoming>,
     canonical_path: CanonicalPath,
 ) -> Result<Response<Body>, RequestError> {
-    let identity = authorize(state, &request, &canonical_path).await?;
+    let identity = authorize(state, &conn, &request, &canonical_path).await?;
     let request = prepare(
         state,
         conn,
@@ -46,10 +47,33 @@ pub async fn proxy(
 /// Apply the rules; read the session only when they need it.
 async fn authorize(
     state: &AppState,
+    conn: &ConnInfo,
     request: &Request<Incoming>,
     canonical_path: &CanonicalPath,
 ) -> Result<Option<Identity>, RequestError> {
-    let decision = state.config.access.decide(canonical_path, request.method());
+    let access = &state.config.access;
+    // A listed origin's preflight carries no credentials and asks about another method: it is
+    // forwarded without identity unless that method would be denied here anyway.
+    if cors::allowed_origin(request.headers(), &state.config.cors).is_some() {
+        match cors::preflight_method(request.method(), request.headers()) {
+            Some(Ok(method)) => {
+                return match access.decide(canonical_path, &method) {
+                    Decision::Deny => Err(RequestError::Unauthenticated),
+                    _ => Ok(None),
+                }
+            }
+            Some(Err(())) => return Err(RequestError::BadRequest("unreadable preflight method")),
+            None => {}
+        }
+    }
+    let decision = access.decide(canonical_path, request.method());
+    if decision != Decision::Anonymous
+        && !is_safe(request.method())
+        && state.sessions.find_cookie(request.headers()) != CookieLookup::Absent
+        && !csrf::request_passes(state, conn, request.uri(), request.headers())
+    {
+        return Err(RequestError::Csrf);
+    }
     match decision {
         Decision::Anonymous => Ok(None),
         // A store outage only costs the identity here: the route works without one.
@@ -72,6 +96,15 @@ async fn authorize(
             _ => Err(RequestError::Unauthenticated),
         },
     }
+}
+
+/// Methods a browser page may send across origins without acting (RFC 9110 §9.2.1, as CSRF
+/// defences read it).
+fn is_safe(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
 }
 
 async fn load_session(
@@ -115,10 +148,7 @@ fn prepare(
     let ids = &config.identity_headers;
     headers::strip_identity_headers(h, &[&ids.user, &ids.roles], &ids.strip);
     headers::remove_session_cookie(h, state.sessions.cookie_name());
-    let peer_trusted = config
-        .trusted_proxies
-        .iter()
-        .any(|net| net.contains(&conn.peer.ip()));
+    let peer_trusted = crate::client_addr::is_trusted(conn.peer.ip(), &config.trusted_proxies);
     let proto = if conn.tls { "https" } else { "http" };
     headers::set_forwarded(
         h,

@@ -19,6 +19,8 @@
 //! - [`identity`]: users and password verification on a bounded pool.
 //! - [`regulation`]: failed-login counters and bans, kept in the session store.
 //! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
+//! - [`csrf`]: the origin check on requests that would act under a cookie.
+//! - [`cors`]: preflights and CORS headers for single-page apps on listed origins.
 //! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the immutable state shared by every request.
@@ -31,6 +33,8 @@ pub mod access;
 pub mod admin;
 pub mod client_addr;
 pub mod config;
+pub mod cors;
+pub mod csrf;
 pub mod error;
 pub mod forward;
 pub mod framing;

@@ -11,7 +11,7 @@ use crate::access::{CanonicalPath, PathError};
 use crate::error::{rescue, RequestError};
 use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
-use crate::{gateway, session_api};
+use crate::{cors, csrf, gateway, session_api};
 
 /// Where a canonical path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,14 @@ pub fn route_path(path: &CanonicalPath, api_path: &str) -> Route {
     }
 }
 
+/// Who wrote a successful response.
+enum Reply {
+    /// Portcullis itself: CORS headers are added for a listed origin.
+    Own(Response<Body>),
+    /// The upstream: relayed as it is (it owns its CORS policy).
+    Upstream(Response<Body>),
+}
+
 /// Handle one request on the proxy listener. Never panics outward: a panic becomes a 500 and
 /// nothing is forwarded after it.
 pub async fn handle(
@@ -65,21 +73,27 @@ pub async fn handle(
     conn: ConnInfo,
     request: Request<Incoming>,
 ) -> Response<Body> {
+    let cors_origin = cors::allowed_origin(request.headers(), &state.config.cors).cloned();
     let result = AssertUnwindSafe(dispatch(state, conn, request))
         .catch_unwind()
         .await;
-    match result {
-        Ok(Ok(response)) => response,
+    let mut response = match result {
+        Ok(Ok(Reply::Upstream(response))) => return response,
+        Ok(Ok(Reply::Own(response))) => response,
         Ok(Err(err)) => rescue(&err),
         Err(_) => rescue(&RequestError::Internal("request handler panicked".into())),
+    };
+    if let Some(origin) = cors_origin {
+        cors::decorate(response.headers_mut(), &origin);
     }
+    response
 }
 
 async fn dispatch(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
-) -> Result<Response<Body>, RequestError> {
+) -> Result<Reply, RequestError> {
     // Checked before the path: these methods have target forms of their own.
     if request.method() == Method::TRACE || request.method() == Method::CONNECT {
         return Err(RequestError::MethodNotAllowed {
@@ -95,10 +109,21 @@ async fn dispatch(
     check_host(&request)?;
     crate::framing::check_request(request.headers())?;
     let path = CanonicalPath::parse(uri.path(), &state.config.paths)?;
+    // A WebSocket handshake carries the browser's cookies from any page (no preflight): it must
+    // come from an allowed origin whatever the route.
+    if request.headers().contains_key(http::header::UPGRADE)
+        && !csrf::request_passes(state, &conn, request.uri(), request.headers())
+    {
+        return Err(RequestError::Csrf);
+    }
     match route_path(&path, &state.config.session_api_path) {
-        Route::SessionApi => session_api::handle(state, conn, request).await,
+        Route::SessionApi => session_api::handle(state, conn, request)
+            .await
+            .map(Reply::Own),
         Route::SessionApiUnknown => Err(RequestError::NotFound),
-        Route::Gateway => gateway::proxy(state, conn, request, path).await,
+        Route::Gateway => gateway::proxy(state, conn, request, path)
+            .await
+            .map(Reply::Upstream),
     }
 }
 

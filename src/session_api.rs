@@ -13,6 +13,7 @@ use crate::identity::LoginError;
 use crate::response::{self, Body};
 use crate::session::{rfc3339, SessionRecord};
 use crate::state::{AppState, ConnInfo};
+use crate::{cors, csrf};
 
 /// Largest login body accepted, in bytes.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
@@ -34,10 +35,26 @@ pub async fn handle(
     conn: ConnInfo,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, RequestError> {
-    match *request.method() {
+    let method = request.method();
+    // Login CSRF and forced logout: checked before anything else, the content type included.
+    if (method == Method::POST || method == Method::DELETE)
+        && !csrf::request_passes(state, &conn, request.uri(), request.headers())
+    {
+        return Err(RequestError::Csrf);
+    }
+    match *method {
         Method::POST => login(state, conn, request).await,
         Method::GET | Method::HEAD => status(state, &request).await,
         Method::DELETE => logout(state, &request).await,
+        Method::OPTIONS
+            if cors::allowed_origin(request.headers(), &state.config.cors).is_some()
+                && matches!(
+                    cors::preflight_method(method, request.headers()),
+                    Some(Ok(_))
+                ) =>
+        {
+            Ok(cors::preflight_response(ALLOW, &state.config.cors))
+        }
         _ => Err(RequestError::MethodNotAllowed { allow: ALLOW }),
     }
 }

@@ -66,6 +66,12 @@ pub(crate) struct RawConfig {
     /// Admin listener behaviour.
     #[serde(default)]
     pub admin: RawAdmin,
+    /// Cross-origin requests from browsers: the origins allowed to call with credentials.
+    #[serde(default)]
+    pub cors: RawCors,
+    /// The origin check on state-changing cookie requests.
+    #[serde(default)]
+    pub csrf: RawCsrf,
     /// Idle client keep-alive connections are closed after this long (duration).
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: String,
@@ -287,6 +293,37 @@ pub(crate) struct RawShutdown {
 pub(crate) struct RawAdmin {
     /// `true` or `false`: whether `/readyz` fails while the store is down.
     pub ready_requires_store: String,
+}
+
+/// `cors`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawCors {
+    /// Origins (`https://app.example.com`) whose browsers may call with credentials.
+    pub allowed_origins: Vec<String>,
+    /// Request headers a preflight to Portcullis's own paths may ask for.
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer (duration).
+    pub max_age: String,
+}
+
+/// `csrf`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawCsrf {
+    /// Origins besides the own origin whose state-changing requests pass; absent means
+    /// `cors.allowed_origins`.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Default for RawCors {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_headers: vec!["Content-Type".into()],
+            max_age: "10m".into(),
+        }
+    }
 }
 
 impl Default for RawSession {

@@ -10,6 +10,7 @@ use http::Method;
 use super::*;
 use crate::access::{Allow, PathPattern};
 
+mod browser;
 mod regulation;
 mod validation;
 

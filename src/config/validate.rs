@@ -18,6 +18,7 @@ use super::{
 };
 use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
+mod browser;
 mod paths;
 mod regulation;
 mod session;
@@ -88,6 +89,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         )?,
         max_connections: count("max_connections", &raw.max_connections)?,
     };
+    let (cors, csrf) = browser::cors_and_csrf(&raw.cors, &raw.csrf)?;
     Ok(Config {
         listen,
         admin_listen,
@@ -106,6 +108,8 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         shutdown,
         admin,
         server,
+        cors,
+        csrf,
         warnings,
     })
 }
@@ -281,17 +285,23 @@ fn absolute_url(key: &str, text: &str) -> Result<(Uri, bool), ConfigError> {
 }
 
 fn public_url(text: &str) -> Result<PublicUrl, ConfigError> {
-    const KEY: &str = "public_url";
-    let (uri, https) = absolute_url(KEY, text)?;
+    let (origin, https) = origin("public_url", text)?;
+    Ok(PublicUrl { origin, https })
+}
+
+/// An http(s) origin as browsers serialize it in `Origin`: `scheme://host[:port]`, lower-cased,
+/// default port omitted; and whether it is https. A path (beyond `/`) or a query is an error.
+fn origin(key: &str, text: &str) -> Result<(String, bool), ConfigError> {
+    let (uri, https) = absolute_url(key, text)?;
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(invalid(
-            KEY,
+            key,
             "must be an origin: no path (beyond /) and no query",
         ));
     }
     let authority = uri
         .authority()
-        .ok_or_else(|| invalid(KEY, "must name a host"))?;
+        .ok_or_else(|| invalid(key, "must name a host"))?;
     let scheme = if https { "https" } else { "http" };
     let host = authority.host().to_ascii_lowercase();
     let origin = match authority.port_u16() {
@@ -300,7 +310,7 @@ fn public_url(text: &str) -> Result<PublicUrl, ConfigError> {
         }
         _ => format!("{scheme}://{host}"),
     };
-    Ok(PublicUrl { origin, https })
+    Ok((origin, https))
 }
 
 fn is_loopback_host(host: &str) -> bool {

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod browsers;
 mod cases;
 mod cli;
 mod connections;
