@@ -138,10 +138,12 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.server.keepalive_timeout, Duration::from_secs(75));
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.server.tls_handshake_timeout, Duration::from_secs(10));
+    assert!(c.cors.allowed_origins.is_empty() && c.csrf.allowed_origins.is_empty());
+    assert_eq!(c.cors.max_age, 600);
     assert_eq!(
         c.warnings.len(),
-        2,
-        "only the generated secret and the empty trusted_proxies on 0.0.0.0: {:?}",
+        3,
+        "only the generated secret, memory sessions and the empty trusted_proxies on 0.0.0.0: {:?}",
         c.warnings
     );
 }

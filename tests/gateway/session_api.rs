@@ -238,7 +238,7 @@ async fn login_replaces_the_carried_session_with_a_new_id() {
 }
 
 #[tokio::test]
-async fn secret_rotation_keeps_sessions_and_reissues_the_cookie() {
+async fn c16_secret_rotation_keeps_sessions_and_reissues_the_cookie() {
     let redis = RedisServer::start();
     let upstream = crate::support::Upstream::start().await;
     let yaml = support::config_yaml(upstream.addr, Store::Redis(&redis), "");
@@ -280,6 +280,25 @@ async fn secret_rotation_keeps_sessions_and_reissues_the_cookie() {
     let mut client = gateway.client();
     client.set_cookie("gw_sid", &old);
     assert_eq!(client.get("/api/x").await.status, 401);
+    client.set_cookie("gw_sid", &fresh);
+    assert_eq!(client.get("/api/x").await.status, 200);
+
+    // The live session's own id, signed with a key never configured: 401, nothing forwarded.
+    use portcullis::config::Secret;
+    use portcullis::session::CookieSigner;
+    let k2 = CookieSigner::new(&[Secret::new(support::SECRET_2.as_bytes().to_vec())]);
+    let id = k2
+        .verify(fresh.as_bytes())
+        .expect("the fresh cookie is K2's")
+        .id;
+    let foreign = CookieSigner::new(&[Secret::new(
+        b"never-configured-secret-0123456789abcdef".to_vec(),
+    )])
+    .sign(&id);
+    upstream.clear();
+    client.set_cookie("gw_sid", &foreign);
+    assert_eq!(client.get("/api/x").await.status, 401);
+    assert!(upstream.is_untouched());
     client.set_cookie("gw_sid", &fresh);
     assert_eq!(client.get("/api/x").await.status, 200);
 }

@@ -62,6 +62,17 @@ fn store_defaults_to_memory_only_on_a_loopback_listener() {
     let yaml = "listen: 0.0.0.0:4180\nupstream:\n  url: http://127.0.0.1:1\n";
     assert_eq!(err_key(yaml), "session.store");
     assert!(err_message(yaml).contains("required when listen is not loopback"));
+    let memory_in_public = |c: &Config| c.warnings.iter().any(|w| w.starts_with("session.store"));
+    assert!(!memory_in_public(&c));
+    let c = load_ok(
+        "listen: 0.0.0.0:4180
+upstream:
+  url: http://127.0.0.1:1
+session:
+  store: memory
+",
+    );
+    assert!(memory_in_public(&c), "{:?}", c.warnings);
 }
 
 #[test]

@@ -39,6 +39,13 @@ pub(super) fn session(
             ))
         }
     };
+    if !redis && !listen.ip().is_loopback() {
+        warnings.push(
+            "session.store: memory on a non-loopback listener: sessions live in this one process \
+             and end at every restart; use redis in production"
+                .into(),
+        );
+    }
     let store = match (&raw.redis_url, redis) {
         (Some(url), true) => {
             if url.starts_with("rediss://") {
