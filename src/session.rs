@@ -322,6 +322,8 @@ impl Sessions {
             return Ok(None);
         };
         if now >= record.expires_at || now >= record.idle_expires_at {
+            // Outlived its own deadlines (a TTL set by a skewed clock, or written by hand).
+            self.store.delete(&key).await?;
             return Ok(None);
         }
         let roles = match users.get(&record.user) {

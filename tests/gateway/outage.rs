@@ -123,3 +123,24 @@ async fn corrupted_session_record_is_401_and_deleted() {
     assert!(upstream.is_untouched());
     assert!(!redis.keys().contains(&key));
 }
+
+#[tokio::test]
+async fn a_record_past_its_own_deadline_is_401_and_deleted_whatever_its_ttl() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let key = support::only_session_key(&redis);
+    for deadline in ["expires_at", "idle_expires_at"] {
+        let raw: String = redis.cmd(&["GET", &key]);
+        let mut record: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        record[deadline] = serde_json::json!(1_000);
+        let _: () = redis.cmd(&["SET", &key, &record.to_string(), "EX", "600"]);
+        let reply = client.get("/api/x").await;
+        assert_eq!(reply.status, 401, "{deadline}");
+        assert!(upstream.is_untouched(), "{deadline}");
+        assert!(!redis.keys().contains(&key), "{deadline}");
+        // Put the live record back for the next deadline.
+        let _: () = redis.cmd(&["SET", &key, &raw, "EX", "600"]);
+    }
+}
