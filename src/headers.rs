@@ -175,25 +175,18 @@ pub fn remove_session_cookie(headers: &mut HeaderMap, cookie_name: &str) {
 }
 
 /// Set `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer every client-sent
-/// forwarding header is removed first; from a trusted proxy they are kept and the chain extended.
+/// forwarding header is removed first; from a trusted proxy they are kept and the chains extended
+/// with the peer: `X-Forwarded-For` always, `Forwarded` (RFC 7239) only when the proxy sent one,
+/// as a new `for=` element.
 pub fn set_forwarded(headers: &mut HeaderMap, ctx: ForwardedContext<'_>) {
     let xff = HeaderName::from_static("x-forwarded-for");
     let xfp = HeaderName::from_static("x-forwarded-proto");
     let xfh = HeaderName::from_static("x-forwarded-host");
     let peer = ctx.peer.to_string();
     if ctx.peer_trusted {
-        let chain: Vec<&str> = headers
-            .get_all(&xff)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let mut value = chain.join(", ");
-        if !value.is_empty() {
-            value.push_str(", ");
-        }
-        value.push_str(&peer);
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(xff, value);
+        extend_list(headers, xff, &peer);
+        if headers.contains_key(header::FORWARDED) {
+            extend_list(headers, header::FORWARDED, &forwarded_for(ctx.peer));
         }
     } else {
         remove_where(headers, |name| {
@@ -211,6 +204,32 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: ForwardedContext<'_>) {
         if let Some(host) = ctx.host {
             headers.insert(xfh, host.clone());
         }
+    }
+}
+
+/// Join every `name` field into one comma-separated list and append `element` as its last member.
+fn extend_list(headers: &mut HeaderMap, name: HeaderName, element: &str) {
+    let chain: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let mut value = chain.join(", ");
+    if !value.is_empty() {
+        value.push_str(", ");
+    }
+    value.push_str(element);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+/// A `Forwarded` element naming `peer` (RFC 7239 §6: an IPv6 address is bracketed, and then
+/// quoted because `[`, `:` and `]` are not token characters).
+fn forwarded_for(peer: IpAddr) -> String {
+    match peer {
+        IpAddr::V4(v4) => format!("for={v4}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
     }
 }
 
@@ -402,6 +421,48 @@ mod tests {
         set_forwarded(&mut h, ctx);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn trusted_forwarded_header_gets_the_peer_as_a_new_element() {
+        let trusted = |peer: &str| ForwardedContext {
+            peer: peer.parse().unwrap(),
+            peer_trusted: true,
+            proto: "http",
+            host: None,
+        };
+        let mut h = map(&[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")]);
+        set_forwarded(&mut h, trusted("10.0.0.9"));
+        assert_eq!(
+            h.get_all("forwarded").iter().collect::<Vec<_>>(),
+            ["for=192.0.2.60;proto=https;by=203.0.113.43, for=10.0.0.9"]
+        );
+
+        // Several fields are one list; an IPv6 peer is bracketed and quoted.
+        let mut h = map(&[
+            ("forwarded", "for=192.0.2.43"),
+            ("forwarded", "for=\"[2001:db8:cafe::17]:4711\""),
+        ]);
+        set_forwarded(&mut h, trusted("::1"));
+        assert_eq!(
+            h.get_all("forwarded").iter().collect::<Vec<_>>(),
+            ["for=192.0.2.43, for=\"[2001:db8:cafe::17]:4711\", for=\"[::1]\""]
+        );
+        assert_eq!(h["x-forwarded-for"], "::1");
+    }
+
+    #[test]
+    fn trusted_peer_without_forwarded_gets_none_added() {
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4")]);
+        let ctx = ForwardedContext {
+            peer: "10.0.0.9".parse().unwrap(),
+            peer_trusted: true,
+            proto: "http",
+            host: None,
+        };
+        set_forwarded(&mut h, ctx);
+        assert!(!h.contains_key("forwarded"));
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
     }
 
     #[test]

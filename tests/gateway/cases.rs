@@ -6,16 +6,11 @@ use http::Method;
 use portcullis::config::Secret;
 use portcullis::session::{CookieSigner, SessionId};
 
-use crate::support::{self, login, raw, RedisServer, Store, Upstream, ADMIN_PW, USER_PW};
+use std::collections::BTreeMap;
 
-/// `calls` of `cmdstat_<name>` in `INFO commandstats` output.
-fn commands(info: &str, name: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
+use crate::support::{
+    self, commands_between, login, raw, RedisServer, Store, Upstream, ADMIN_PW, USER_PW,
+};
 
 #[tokio::test]
 async fn c06_identity_headers_from_the_client_never_reach_the_upstream() {
@@ -121,8 +116,9 @@ async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
     let foreign =
         CookieSigner::new(&[Secret::new(b"a-key-that-was-never-configured-000".to_vec())])
             .sign(&SessionId::generate());
-    let before: String = redis.cmd(&["INFO", "commandstats"]);
     let keys_before = redis.keys();
+    let mut counter = redis.command_counter();
+    let before = counter.counts();
     let long = "a".repeat(8 * 1024);
     for cookie in [
         "gw_sid=".to_owned(),
@@ -155,14 +151,40 @@ async fn c11_malformed_session_cookies_are_401_without_any_store_command() {
     let request = format!("GET /api/x HTTP/1.1\r\nHost: gw.example.test\r\nCookie: gw_sid={sid}\r\nCookie: gw_sid={sid}\r\nConnection: close\r\n\r\n");
     assert_eq!(raw(gateway.addr, request.as_bytes()).await.0, 401);
 
-    let after: String = redis.cmd(&["INFO", "commandstats"]);
+    // Not a read, nor any other command: only the store's health check may have run meanwhile.
+    let after = counter.counts();
     assert_eq!(
-        commands(&before, "get"),
-        commands(&after, "get"),
-        "no store read for a bad cookie"
+        commands_between(&before, &after, &["ping", "info"]),
+        BTreeMap::new(),
+        "store commands for a bad cookie"
     );
     assert_eq!(redis.keys(), keys_before, "no key created");
     assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn anonymous_route_with_a_valid_session_cookie_sends_no_command_to_redis() {
+    let redis = RedisServer::start();
+    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let mut counter = redis.command_counter();
+
+    let before = counter.counts();
+    let reply = client.get("/public/a").await;
+    assert_eq!(reply.status, 200);
+    assert!(!upstream.only().has_prefix("x-auth-"));
+    let after = counter.counts();
+    assert_eq!(
+        commands_between(&before, &after, &["ping", "info"]),
+        BTreeMap::new(),
+        "an anonymous route never reads the session"
+    );
+
+    // The same cookie on a route that needs the session is seen reading it.
+    assert_eq!(client.get("/api/x").await.status, 200);
+    let read = commands_between(&after, &counter.counts(), &["ping", "info"]);
+    assert_eq!(read.get("get"), Some(&1), "{read:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The real `portcullis` binary: `--check-config` exit codes and messages, `hash-password`, and a
-//! whole run from start to SIGTERM with a request in flight.
+//! whole run from start to SIGTERM (and SIGINT) with a request in flight.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -302,6 +302,27 @@ async fn sigterm_lets_the_request_in_flight_finish_then_refuses_connections_and_
 
     let status = gateway.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "{}", gateway.stderr());
+    assert!(TcpStream::connect(proxy).await.is_err());
+    assert!(TcpStream::connect(admin).await.is_err());
+}
+
+#[tokio::test]
+async fn sigint_also_lets_the_request_in_flight_finish_and_exits_0() {
+    let upstream = Upstream::start().await;
+    let (yaml, proxy, admin) = binary_config(&upstream, "shutdown:\n  grace_period: 10s\n");
+    let mut gateway = start_binary(&yaml, proxy, admin).await;
+    let mut client = Client::new(proxy);
+    support::login(&mut client, "user", USER_PW).await;
+    let slow = tokio::spawn(async move { client.get("/api/slow").await });
+    wait_until_upstream_holds(&upstream, "/api/slow").await;
+    gateway.signal("-INT");
+
+    let reply = slow.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["target"], "/api/slow");
+    let status = gateway.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{}", gateway.stderr());
+    assert!(gateway.stderr().contains("SIGINT"), "{}", gateway.stderr());
     assert!(TcpStream::connect(proxy).await.is_err());
     assert!(TcpStream::connect(admin).await.is_err());
 }

@@ -89,3 +89,37 @@ async fn c08_a_trusted_proxy_is_believed_and_extended_but_never_decides_access()
     assert_eq!(seen.all("x-forwarded-host"), ["public.example.test"]);
     assert_eq!(seen.target, "/public/a");
 }
+
+#[tokio::test]
+async fn c08_a_trusted_proxys_forwarded_gets_the_peer_appended_and_none_is_invented() {
+    let (upstream, gateway) =
+        support::setup_with(Store::Memory, "trusted_proxies: [\"127.0.0.1/32\"]\n").await;
+    let mut client = gateway.client();
+    let reply = client
+        .send(
+            Method::GET,
+            "/public/a",
+            &[(
+                "Forwarded",
+                "for=10.9.8.7;proto=https;host=public.example.test",
+            )],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        upstream.only().all("forwarded"),
+        ["for=10.9.8.7;proto=https;host=public.example.test, for=127.0.0.1"]
+    );
+    upstream.clear();
+
+    let reply = client.get("/public/a").await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(
+        seen.header("forwarded"),
+        None,
+        "only X-Forwarded-For is started"
+    );
+    assert_eq!(seen.all("x-forwarded-for"), ["127.0.0.1"]);
+}

@@ -332,6 +332,16 @@ async fn c05_malformed_targets_are_400_and_unmatched_paths_401() {
     ] {
         assert_refused(&gateway, &upstream, &redis, &s, target).await;
     }
+    let request = "GET /admin/%zz HTTP/1.1\r\nHost: gw.example.test\r\nConnection: close\r\n\r\n";
+    let (status, text) = raw(gateway.addr, request.as_bytes()).await;
+    let head = text.split_once("\r\n\r\n").map_or("", |(head, _)| head);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        head.to_ascii_lowercase()
+            .split("\r\n")
+            .any(|line| line == "cache-control: no-store"),
+        "{head}"
+    );
     // Raw control bytes, spaces and a target without its slash break the request line itself:
     // 400 from the HTTP parser.
     for target in [

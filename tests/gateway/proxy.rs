@@ -1,9 +1,49 @@
 //! What the upstream receives, and what the client gets back.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::Method;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 
 use crate::support::{self, login, raw, RedisServer, Store, Upstream, ADMIN_PW, USER_PW};
+
+/// Read from `stream` into `buf` until `buf[from..]` contains `needle`; returns the index just
+/// past it. Panics if the stream ends first or 10 s pass (a hang guard, not a timing claim).
+async fn read_until(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    from: usize,
+    needle: &[u8],
+) -> usize {
+    let found = |buf: &[u8]| {
+        buf[from.min(buf.len())..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|at| from + at + needle.len())
+    };
+    let wait = async {
+        loop {
+            if let Some(end) = found(buf) {
+                return end;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(
+                n > 0,
+                "stream ended before {:?}: {}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {:?} within 10 s", String::from_utf8_lossy(needle)))
+}
 
 #[tokio::test]
 async fn authenticated_request_reaches_upstream_with_identity_and_clean_headers() {
@@ -48,6 +88,40 @@ async fn authenticated_request_reaches_upstream_with_identity_and_clean_headers(
         Some(gateway.addr.to_string().as_str()),
         "host_header: preserve"
     );
+}
+
+#[tokio::test]
+async fn method_override_headers_in_every_spelling_never_reach_the_upstream() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    for header in [
+        "X-HTTP-Method",
+        "X-Method-Override",
+        "X-HTTP-Method-Override",
+        "x-http-method",
+        "X_Method_Override",
+        "X_HTTP_Method",
+    ] {
+        let reply = client
+            .send(Method::POST, "/api/x", &[(header, "DELETE")], Bytes::new())
+            .await;
+        assert_eq!(reply.status, 200, "{header}");
+        let seen = upstream.only();
+        assert_eq!(seen.method, "POST", "{header}");
+        for name in [
+            "x-http-method",
+            "x-method-override",
+            "x-http-method-override",
+        ] {
+            assert!(
+                !seen.has_prefix(name),
+                "{header}: {name} reached the upstream: {:?}",
+                seen.headers
+            );
+        }
+        upstream.clear();
+    }
 }
 
 #[tokio::test]
@@ -208,6 +282,102 @@ async fn a_large_upload_streams_through_intact() {
 }
 
 #[tokio::test]
+async fn an_upload_reaches_the_upstream_before_the_client_has_sent_the_rest() {
+    // An upstream that reports the first part of the body as soon as it arrives.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (part_one_tx, part_one_rx) = oneshot::channel();
+    let upstream_addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let head_end = read_until(&mut stream, &mut seen, 0, b"\r\n\r\n").await;
+        let one = read_until(&mut stream, &mut seen, head_end, b"part-one").await;
+        part_one_tx.send(()).unwrap();
+        read_until(&mut stream, &mut seen, one, b"part-two").await;
+        read_until(&mut stream, &mut seen, one, b"0\r\n\r\n").await;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase()
+    });
+    let gateway =
+        support::Gateway::start(&support::config_yaml(upstream_addr, Store::Memory, "")).await;
+
+    let mut client = TcpStream::connect(gateway.addr).await.unwrap();
+    client
+        .write_all(b"POST /public/upload HTTP/1.1\r\nHost: gw.example.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n8\r\npart-one\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), part_one_rx)
+        .await
+        .expect("the upstream got part one while the client held the rest back (10 s guard)")
+        .unwrap();
+    client
+        .write_all(b"8\r\npart-two\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let end = read_until(&mut client, &mut response, 0, b"\r\n\r\n").await;
+    read_until(&mut client, &mut response, end, b"ok").await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    let head = upstream.await.unwrap();
+    assert!(
+        head.starts_with("post /public/upload http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\ntransfer-encoding: chunked\r\n"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_reaches_the_client_before_the_upstream_has_sent_the_rest() {
+    // An upstream that sends part one, then waits until the client has it before sending part two.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let upstream_addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        read_until(&mut stream, &mut Vec::new(), 0, b"\r\n\r\n").await;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n8\r\npart-one\r\n")
+            .await
+            .unwrap();
+        go_rx.await.expect("the client got part one");
+        stream
+            .write_all(b"8\r\npart-two\r\n0\r\n\r\n")
+            .await
+            .unwrap();
+    });
+    let gateway =
+        support::Gateway::start(&support::config_yaml(upstream_addr, Store::Memory, "")).await;
+
+    let mut client = TcpStream::connect(gateway.addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /public/download HTTP/1.1\r\nHost: gw.example.test\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let one = read_until(&mut client, &mut response, 0, b"part-one").await;
+    go_tx.send(()).unwrap();
+    read_until(&mut client, &mut response, one, b"part-two").await;
+    upstream.await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-type: text/plain\r\n"),
+        "{response}"
+    );
+}
+
+#[tokio::test]
 async fn denied_request_with_expect_continue_gets_no_100_continue() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
     let request = "POST /api/upload HTTP/1.1\r\nHost: gw.example.test\r\nContent-Length: 1000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n";
@@ -224,7 +394,17 @@ async fn response_hop_by_hop_headers_and_our_cookie_are_not_relayed() {
     login(&mut client, "user", USER_PW).await;
     let reply = client.get("/hop").await;
     assert_eq!(reply.status, 200);
-    assert!(reply.header("x-foo").is_none());
+    assert_eq!(
+        reply.header("x-foo"),
+        None,
+        "named in the upstream's Connection"
+    );
+    assert_eq!(
+        reply.header("connection"),
+        None,
+        "the upstream's Connection itself"
+    );
+    assert_eq!(reply.header("content-type"), Some("application/json"));
     let reply = client.get("/set-cookie").await;
     assert_eq!(reply.set_cookies(), ["theirs=1; Path=/"]);
 }
@@ -239,6 +419,7 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
         (reply.status, reply.error_code().as_str()),
         (504, "upstream_timeout")
     );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     upstream.stop();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let reply = client.get("/api/x").await;
@@ -370,4 +551,117 @@ async fn c14_disabling_a_user_or_removing_a_role_takes_effect_at_the_next_reques
     assert_eq!(admin.get("/api/x").await.status, 200);
     let seen = upstream.only();
     assert_eq!(seen.header("x-auth-roles"), Some("reader"));
+}
+
+#[tokio::test]
+async fn host_header_upstream_or_a_literal_is_the_host_the_upstream_sees() {
+    let upstream = Upstream::start().await;
+    let fixture = support::config_yaml(upstream.addr, Store::Memory, "");
+    for (setting, expected) in [
+        ("upstream", upstream.addr.to_string()),
+        (
+            "api.internal.test:8443",
+            "api.internal.test:8443".to_owned(),
+        ),
+    ] {
+        let yaml = fixture.replacen(
+            "  timeout: 2s\n",
+            &format!("  timeout: 2s\n  host_header: {setting}\n"),
+            1,
+        );
+        assert_ne!(yaml, fixture);
+        let gateway = support::Gateway::start(&yaml).await;
+        let reply = gateway.client().get("/public/a").await;
+        assert_eq!(reply.status, 200, "{setting}");
+        let seen = upstream.only();
+        assert_eq!(seen.header("host"), Some(expected.as_str()), "{setting}");
+        assert_eq!(
+            seen.header("x-forwarded-host"),
+            Some(gateway.addr.to_string().as_str()),
+            "{setting}: the client's host is still told"
+        );
+        upstream.clear();
+    }
+}
+
+#[tokio::test]
+async fn custom_identity_header_names_are_injected_and_client_copies_stripped() {
+    let (upstream, gateway) = support::setup_with(
+        Store::Memory,
+        "identity_headers:\n  user: X-Portal-User\n  roles: X-Portal-Roles\n",
+    )
+    .await;
+    let spoofed = [
+        ("X-Portal-User", "admin"),
+        ("x_portal_roles", "admin"),
+        ("X-Auth-User", "admin"),
+    ];
+    let mut client = gateway.client();
+    let reply = client
+        .send(Method::GET, "/public/a", &spoofed, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert!(
+        !seen.has_prefix("x-portal-") && !seen.has_prefix("x-auth-"),
+        "{:?}",
+        seen.headers
+    );
+    upstream.clear();
+
+    login(&mut client, "admin", ADMIN_PW).await;
+    let reply = client
+        .send(Method::GET, "/api/x", &spoofed, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.all("x-portal-user"), ["admin"]);
+    assert_eq!(seen.all("x-portal-roles"), ["reader,admin"]);
+    let mut portal: Vec<String> = seen
+        .headers
+        .iter()
+        .map(|(name, _)| name.to_ascii_lowercase().replace('_', "-"))
+        .filter(|name| name.starts_with("x-portal-"))
+        .collect();
+    portal.sort();
+    assert_eq!(
+        portal,
+        ["x-portal-roles", "x-portal-user"],
+        "no client copy is left"
+    );
+    assert!(
+        !seen.has_prefix("x-auth-"),
+        "the default names are not sent"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_roles_gets_an_empty_roles_header() {
+    let upstream = Upstream::start().await;
+    let (user_hash, _, _) = support::hashes();
+    let fixture = support::config_yaml(upstream.addr, Store::Memory, "");
+    let yaml = fixture.replacen(
+        "access:\n",
+        &format!(
+            "  - username: nobody\n    password_hash: \"{user_hash}\"\n    roles: []\naccess:\n"
+        ),
+        1,
+    );
+    assert_ne!(yaml, fixture);
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    login(&mut client, "nobody", USER_PW).await;
+    let reply = client
+        .send(
+            Method::GET,
+            "/api/x",
+            &[("x-auth-roles", "admin")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.all("x-auth-user"), ["nobody"]);
+    assert_eq!(seen.all("x-auth-roles"), [""]);
+    assert_eq!(client.get("/admin/users").await.status, 403);
 }

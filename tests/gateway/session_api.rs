@@ -3,7 +3,14 @@
 use bytes::Bytes;
 use http::Method;
 
-use crate::support::{self, login, RedisServer, Store, ADMIN_PW, USER_PW};
+use crate::support::{self, login, ConfigOptions, RedisServer, Store, Upstream, ADMIN_PW, USER_PW};
+
+/// The attributes of a `Set-Cookie` value after its `name=value`, sorted.
+fn cookie_attributes(set_cookie: &str) -> Vec<&str> {
+    let mut attributes: Vec<&str> = set_cookie.split(';').skip(1).map(str::trim).collect();
+    attributes.sort_unstable();
+    attributes
+}
 
 async fn login_status_logout_round_trip(store: Store<'_>) {
     let (upstream, gateway) = support::setup(store).await;
@@ -33,6 +40,7 @@ async fn login_status_logout_round_trip(store: Store<'_>) {
 
     let reply = client.get("/session").await;
     assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.json()["user"], "user");
     assert!(
         reply.set_cookies().is_empty(),
@@ -42,6 +50,7 @@ async fn login_status_logout_round_trip(store: Store<'_>) {
     let cookie = client.cookie("gw_sid").unwrap();
     let reply = client.delete("/session").await;
     assert_eq!(reply.status, 204);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     let cleared = reply.set_cookies()[0];
     assert!(
         cleared.starts_with("gw_sid=;") && cleared.contains("Max-Age=0"),
@@ -351,4 +360,104 @@ async fn logout_and_login_end_every_signed_session_the_request_carries() {
     assert_eq!(reply.status, 201);
     c.set_cookie("gw_sid", &sid_c);
     assert_eq!(c.get("/api/x").await.status, 401);
+}
+
+#[tokio::test]
+async fn a_custom_session_api_path_answers_logins_and_leaves_session_to_the_upstream() {
+    let (upstream, gateway) =
+        support::setup_with(Store::Memory, "session_api:\n  path: /auth/session\n").await;
+    let mut client = gateway.client();
+    let reply = client
+        .post_json(
+            "/auth/session",
+            &serde_json::json!({ "username": "user", "password": USER_PW }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert!(client.cookie("gw_sid").is_some());
+    let reply = client.get("/auth/session").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["user"], "user");
+    assert_eq!(client.get("/auth/session/x").await.status, 404);
+    assert!(upstream.is_untouched());
+
+    // `/session` is now an ordinary path under the default rule: a session is needed.
+    let reply = gateway.client().get("/session").await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (401, "unauthenticated")
+    );
+    assert!(upstream.is_untouched());
+    let reply = client.get("/session").await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.target, "/session");
+    assert_eq!(seen.header("x-auth-user"), Some("user"));
+}
+
+#[tokio::test]
+async fn same_site_strict_and_the_cookie_path_are_on_the_login_and_the_logout_cookie() {
+    let upstream = Upstream::start().await;
+    let fixture = support::config_yaml(upstream.addr, Store::Memory, "");
+    let yaml = fixture.replacen(
+        "    name: gw_sid\n",
+        "    name: gw_sid\n    same_site: strict\n    path: /app\n",
+        1,
+    );
+    assert_ne!(yaml, fixture);
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut client = gateway.client();
+    let reply = client
+        .post_json(
+            "/session",
+            &serde_json::json!({ "username": "user", "password": USER_PW }),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    let set = reply.set_cookies();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert_eq!(
+        cookie_attributes(set[0]),
+        ["HttpOnly", "Max-Age=43200", "Path=/app", "SameSite=Strict"]
+    );
+
+    let reply = client.delete("/session").await;
+    assert_eq!(reply.status, 204);
+    let set = reply.set_cookies();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with("gw_sid=;"), "{set:?}");
+    assert_eq!(
+        cookie_attributes(set[0]),
+        ["HttpOnly", "Max-Age=0", "Path=/app", "SameSite=Strict"],
+        "the logout cookie must match the login cookie to replace it"
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_stored_under_the_configured_key_prefix() {
+    let redis = RedisServer::start();
+    let (_upstream, gateway) = support::setup_with_options(
+        Store::Redis(&redis),
+        &ConfigOptions {
+            session: "  key_prefix: \"edge:\"\n",
+            ..ConfigOptions::default()
+        },
+    )
+    .await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    let keys = redis.keys();
+    assert!(keys.iter().all(|k| k.starts_with("edge:")), "{keys:?}");
+    let sessions: Vec<&String> = keys.iter().filter(|k| k.starts_with("edge:s:")).collect();
+    assert_eq!(sessions.len(), 1, "{keys:?}");
+    let digest = sessions[0].strip_prefix("edge:s:").unwrap();
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{digest}"
+    );
+    assert!(redis.pttl(sessions[0]) > 0);
+
+    assert_eq!(client.get("/session").await.status, 200);
+    assert_eq!(client.delete("/session").await.status, 204);
+    assert!(!redis.keys().contains(sessions[0]), "{:?}", redis.keys());
 }

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 pub use binary::Binary;
 pub use client::{raw, Client};
-pub use redis::RedisServer;
+pub use redis::{commands_between, RedisServer};
 pub use tls::TestCert;
 pub use upstream::Upstream;
 

@@ -1,5 +1,6 @@
 //! A real `redis-server` on a free loopback port, killed when dropped.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -113,6 +114,15 @@ impl RedisServer {
             })
     }
 
+    /// A reader of the command statistics over a connection of its own, held for the purpose:
+    /// once it is open, reading adds nothing but its own `INFO` calls (every fresh connection
+    /// would add its handshake, `CLIENT SETINFO`, to the counts).
+    pub fn command_counter(&self) -> CommandCounter {
+        CommandCounter {
+            conn: self.conn().expect("connect to test redis"),
+        }
+    }
+
     /// Zero the command statistics (`CONFIG RESETSTAT`).
     pub fn reset_stats(&self) {
         let _: String = self.cmd(&["CONFIG", "RESETSTAT"]);
@@ -175,6 +185,50 @@ impl RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+/// See [`RedisServer::command_counter`].
+pub struct CommandCounter {
+    conn: redis::Connection,
+}
+
+impl CommandCounter {
+    /// Calls so far per command, as `INFO commandstats` names them (`get`, `client|setinfo`).
+    pub fn counts(&mut self) -> BTreeMap<String, u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.conn)
+            .expect("INFO commandstats");
+        info.lines()
+            .filter_map(|line| line.strip_prefix("cmdstat_"))
+            .map(|line| {
+                let (name, stats) = line.split_once(':').expect("cmdstat_NAME:STATS");
+                let calls = stats
+                    .strip_prefix("calls=")
+                    .and_then(|rest| rest.split(',').next())
+                    .and_then(|n| n.parse().ok())
+                    .expect("calls=N first");
+                (name.to_owned(), calls)
+            })
+            .collect()
+    }
+}
+
+/// The commands, other than those in `except`, whose counts grew from `before` to `after`, each
+/// with how many more times it ran.
+pub fn commands_between(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    except: &[&str],
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|(name, _)| !except.contains(&name.as_str()))
+        .filter_map(|(name, &calls)| {
+            let grown = calls - before.get(name).copied().unwrap_or(0);
+            (grown > 0).then(|| (name.clone(), grown))
+        })
+        .collect()
 }
 
 impl Drop for RedisServer {
