@@ -8,6 +8,7 @@ mod browsers;
 mod cases;
 mod cli;
 mod connections;
+mod forward_auth;
 mod forwarded;
 mod h2_limits;
 mod lifetimes;
