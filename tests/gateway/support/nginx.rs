@@ -2,7 +2,7 @@
 //! snippet sets it up: `auth_request` to the gateway's forward-auth endpoint on every proxied
 //! location (public ones included), the identity headers overwritten from `auth_request_set`
 //! variables (empty, so not sent, when there is no identity), and `/session` proxied to the
-//! gateway on the same host. Everything it writes (pid, logs, temp files) stays in a temp dir; it
+//! gateway on the same host; [`server_block`] is the README's snippet. Everything it writes (pid, logs, temp files) stays in a temp dir; it
 //! runs in the foreground as the current user, on a free loopback port, and is killed on drop.
 
 use std::fs::File;
@@ -20,8 +20,13 @@ pub struct Nginx {
 }
 
 /// The nginx.conf for `listen`, with the gateway at `gateway` and the upstream at `upstream`,
-/// keeping every file nginx writes under `dir`. The `server` block is the README's snippet.
+/// keeping every file nginx writes under `dir`.
 pub fn config(listen: SocketAddr, gateway: SocketAddr, upstream: SocketAddr, dir: &Path) -> String {
+    let server = server_block(
+        &listen.to_string(),
+        &gateway.to_string(),
+        &upstream.to_string(),
+    );
     let dir = dir.display();
     format!(
         r#"daemon off;
@@ -35,62 +40,70 @@ events {{
 }}
 
 http {{
-    access_log {dir}/access.log;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+access_log {dir}/access.log;
+client_body_temp_path {dir}/client_body;
+proxy_temp_path {dir}/proxy;
+fastcgi_temp_path {dir}/fastcgi;
+uwsgi_temp_path {dir}/uwsgi;
+scgi_temp_path {dir}/scgi;
 
-    server {{
-        listen {listen};
+{server}}}
+"#
+    )
+}
 
-        # The default, stated because it matters: a header with an underscore (X_Auth_User) is
-        # dropped instead of reaching an upstream that may read it as X-Auth-User.
-        underscores_in_headers off;
+/// The `server` block, exactly as the README shows it (there with `listen 80`, the gateway at
+/// `127.0.0.1:4180` and the app at `127.0.0.1:3000`).
+pub fn server_block(listen: &str, gateway: &str, upstream: &str) -> String {
+    format!(
+        r#"server {{
+    listen {listen};
 
-        # The decision. Internal: clients cannot call it through nginx.
-        location = /.portcullis/auth {{
-            internal;
-            proxy_pass http://{gateway};
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Forwarded-Method $request_method;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $http_host;
-            proxy_set_header X-Forwarded-Uri $request_uri;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }}
+    # The default, stated because it matters: a header with an underscore (X_Auth_User) is
+    # dropped instead of reaching an upstream that may read it as X-Auth-User.
+    underscores_in_headers off;
 
-        # The session API on the same host, so the browser sends the cookie to both.
-        location /session {{
-            proxy_pass http://{gateway};
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Auth-User "";
-            proxy_set_header X-Auth-Roles "";
-        }}
+    # The decision. Internal: clients cannot call it through nginx.
+    location = /.portcullis/auth {{
+        internal;
+        proxy_pass http://{gateway};
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-Forwarded-Method $request_method;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Uri $request_uri;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
 
-        # Public pages still ask (Portcullis answers 200 without identity) and still overwrite
-        # the identity headers, so a client's own X-Auth-User never reaches the upstream.
-        location /public/ {{
-            auth_request /.portcullis/auth;
-            auth_request_set $auth_user $upstream_http_x_auth_user;
-            auth_request_set $auth_roles $upstream_http_x_auth_roles;
-            proxy_pass http://{upstream};
-            proxy_set_header X-Auth-User $auth_user;
-            proxy_set_header X-Auth-Roles $auth_roles;
-        }}
+    # The session API on the same host, so the browser sends the cookie to both.
+    location /session {{
+        proxy_pass http://{gateway};
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Auth-User "";
+        proxy_set_header X-Auth-Roles "";
+    }}
 
-        location / {{
-            auth_request /.portcullis/auth;
-            auth_request_set $auth_user $upstream_http_x_auth_user;
-            auth_request_set $auth_roles $upstream_http_x_auth_roles;
-            proxy_pass http://{upstream};
-            proxy_set_header X-Auth-User $auth_user;
-            proxy_set_header X-Auth-Roles $auth_roles;
-        }}
+    # Public pages still ask (Portcullis answers 200 without identity) and still overwrite
+    # the identity headers, so a client's own X-Auth-User never reaches the upstream.
+    location /public/ {{
+        auth_request /.portcullis/auth;
+        auth_request_set $auth_user $upstream_http_x_auth_user;
+        auth_request_set $auth_roles $upstream_http_x_auth_roles;
+        proxy_pass http://{upstream};
+        proxy_set_header X-Auth-User $auth_user;
+        proxy_set_header X-Auth-Roles $auth_roles;
+    }}
+
+    location / {{
+        auth_request /.portcullis/auth;
+        auth_request_set $auth_user $upstream_http_x_auth_user;
+        auth_request_set $auth_roles $upstream_http_x_auth_roles;
+        proxy_pass http://{upstream};
+        proxy_set_header X-Auth-User $auth_user;
+        proxy_set_header X-Auth-Roles $auth_roles;
     }}
 }}
 "#
