@@ -28,6 +28,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:4180";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
 /// Default session API path.
 pub const DEFAULT_SESSION_API_PATH: &str = "/session";
+/// Default forward-auth endpoint path.
+pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/.portcullis/auth";
 /// Default session cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "portcullis_session";
 /// Default Redis key prefix.
@@ -99,6 +101,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// The session API path (this path and everything under it belong to Portcullis).
     pub session_api_path: String,
+    /// The forward-auth endpoint for other proxies.
+    pub forward_auth: ForwardAuthConfig,
     /// Local users (from `users` and `users_file`).
     pub users: Vec<User>,
     /// Identity header names and the client headers always stripped.
@@ -223,6 +227,23 @@ pub struct CookieConfig {
     pub domain: Option<String>,
     /// `Path` attribute.
     pub path: String,
+}
+
+/// `forward_auth`: the decision endpoint for nginx `auth_request`, Traefik ForwardAuth and Caddy
+/// `forward_auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuthConfig {
+    /// Whether the endpoint is served; when off, its path is an ordinary proxied path.
+    pub enabled: bool,
+    /// The endpoint path; it and everything under it belong to Portcullis (when enabled).
+    pub path: String,
+}
+
+impl ForwardAuthConfig {
+    /// The endpoint path when the endpoint is served.
+    pub fn served_path(&self) -> Option<&str> {
+        self.enabled.then_some(self.path.as_str())
+    }
 }
 
 /// `identity_headers`.

@@ -7,7 +7,8 @@
 //! listed; the literal `null` never matches), and `Referer` only when both are absent. A request
 //! with none of the three is not from a browser that could be tricked, and passes.
 //!
-//! Pure: no I/O, unit-tested here; [`request_passes`] gathers the inputs from a request.
+//! Pure: no I/O, unit-tested here; [`request_passes`] gathers the inputs from a request that
+//! arrived inline, and the forward-auth endpoint gathers them from what a trusted proxy describes.
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, Uri};
@@ -61,10 +62,21 @@ pub fn own_origin(
     Some(origin_of(if https { "https" } else { "http" }, &authority))
 }
 
-/// Gather the inputs of [`passes`] from a request that arrived on `conn`: the own origin follows
-/// the listener's TLS, or `X-Forwarded-Proto` from a trusted proxy, and the request authority
-/// (`:authority` on HTTP/2, `Host` on HTTP/1.1).
+/// Gather the inputs of [`passes`] from a request that arrived on `conn` and check them.
 pub fn request_passes(state: &AppState, conn: &ConnInfo, uri: &Uri, headers: &HeaderMap) -> bool {
+    let own = request_own_origin(state, conn, uri, headers);
+    passes(headers, own.as_deref(), &state.config.csrf.allowed_origins)
+}
+
+/// The own origin of a request that arrived on `conn` ([`own_origin`]): the scheme follows the
+/// listener's TLS, or `X-Forwarded-Proto` from a trusted proxy, and the authority is the request's
+/// (`:authority` on HTTP/2, `Host` on HTTP/1.1).
+pub fn request_own_origin(
+    state: &AppState,
+    conn: &ConnInfo,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<String> {
     let config = &state.config;
     let https = conn.tls
         || (is_trusted(conn.peer.ip(), &config.trusted_proxies)
@@ -73,12 +85,11 @@ pub fn request_passes(state: &AppState, conn: &ConnInfo, uri: &Uri, headers: &He
         Some(a) => Some(a.as_str()),
         None => headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     };
-    let own = own_origin(
+    own_origin(
         config.public_url.as_ref().map(|u| u.origin.as_str()),
         https,
         authority,
-    );
-    passes(headers, own.as_deref(), &config.csrf.allowed_origins)
+    )
 }
 
 /// The value a trusted proxy wrote last: the right-most element of the last field.

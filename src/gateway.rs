@@ -2,10 +2,12 @@
 //! if the rules need one), prepare the headers, forward.
 //!
 //! Access is decided before the request body is touched, so a denied request never gets
-//! `100 Continue` and its body is never read.
+//! `100 Continue` and its body is never read. [`authorize`] is the one access decision: the
+//! forward-auth endpoint ([`crate::forward_auth`]) runs it on the request a trusted proxy
+//! describes, so both shapes answer every request alike.
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, Decision};
@@ -17,11 +19,27 @@ use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
 use crate::{cors, csrf};
 
-/// The identity a forwarded request carries, if any.
+/// The identity an allowed request carries, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name.
+    pub user: String,
+    /// The user's current roles.
+    pub roles: Vec<String>,
+}
+
+/// What the access decision looks at: the request as the client sent it, whether it reached
+/// Portcullis itself or was described by a trusted proxy to the forward-auth endpoint.
 #[derive(Debug)]
-struct Identity {
-    user: String,
-    roles: Vec<String>,
+pub struct AccessRequest<'a> {
+    /// The client's method.
+    pub method: &'a Method,
+    /// The client's path, canonical.
+    pub path: &'a CanonicalPath,
+    /// The client's headers: cookies, origin evidence, CORS preflight headers.
+    pub headers: &'a HeaderMap,
+    /// The origin the client addressed (for the origin check), if known.
+    pub own_origin: Option<String>,
 }
 
 /// Authorize, prepare and forward one request whose path is already canonical.
@@ -31,7 +49,13 @@ pub async fn proxy(
     request: Request<Incoming>,
     canonical_path: CanonicalPath,
 ) -> Result<Response<Body>, RequestError> {
-    let identity = authorize(state, &conn, &request, &canonical_path).await?;
+    let access = AccessRequest {
+        method: request.method(),
+        path: &canonical_path,
+        headers: request.headers(),
+        own_origin: csrf::request_own_origin(state, &conn, request.uri(), request.headers()),
+    };
+    let identity = authorize(state, &access).await?;
     let request = prepare(
         state,
         conn,
@@ -44,20 +68,21 @@ pub async fn proxy(
     Ok(response)
 }
 
-/// Apply the rules; read the session only when they need it.
-async fn authorize(
+/// Apply the rules; read the session only when they need it. `Ok(None)` allows without identity,
+/// `Ok(Some)` with it; a denial is an error (401 without a session, 403 with one, 403 `csrf`,
+/// 503 when a needed session cannot be read).
+pub async fn authorize(
     state: &AppState,
-    conn: &ConnInfo,
-    request: &Request<Incoming>,
-    canonical_path: &CanonicalPath,
+    request: &AccessRequest<'_>,
 ) -> Result<Option<Identity>, RequestError> {
     let access = &state.config.access;
+    let (method, headers) = (request.method, request.headers);
     // A listed origin's preflight carries no credentials and asks about another method: it is
-    // forwarded without identity unless that method would be denied here anyway.
-    if cors::allowed_origin(request.headers(), &state.config.cors).is_some() {
-        match cors::preflight_method(request.method(), request.headers()) {
-            Some(Ok(method)) => {
-                return match access.decide(canonical_path, &method) {
+    // allowed without identity unless that method would be denied here anyway.
+    if cors::allowed_origin(headers, &state.config.cors).is_some() {
+        match cors::preflight_method(method, headers) {
+            Some(Ok(asked)) => {
+                return match access.decide(request.path, &asked) {
                     Decision::Deny => Err(RequestError::Unauthenticated),
                     _ => Ok(None),
                 }
@@ -66,30 +91,34 @@ async fn authorize(
             None => {}
         }
     }
-    let decision = access.decide(canonical_path, request.method());
+    let decision = access.decide(request.path, method);
     if decision != Decision::Anonymous
-        && !is_safe(request.method())
-        && state.sessions.find_cookie(request.headers()) != CookieLookup::Absent
-        && !csrf::request_passes(state, conn, request.uri(), request.headers())
+        && !is_safe(method)
+        && state.sessions.find_cookie(headers) != CookieLookup::Absent
+        && !csrf::passes(
+            headers,
+            request.own_origin.as_deref(),
+            &state.config.csrf.allowed_origins,
+        )
     {
         return Err(RequestError::Csrf);
     }
     match decision {
         Decision::Anonymous => Ok(None),
         // A store outage only costs the identity here: the route works without one.
-        Decision::Optional => Ok(load_session(state, request.headers())
+        Decision::Optional => Ok(load_session(state, headers)
             .await
             .ok()
             .flatten()
             .map(identity)),
-        Decision::Session { .. } => match load_session(state, request.headers()).await? {
+        Decision::Session { .. } => match load_session(state, headers).await? {
             Some(session) if decision.permits(&session.roles) => Ok(Some(identity(session))),
             Some(_) => Err(RequestError::Forbidden),
             None => Err(RequestError::Unauthenticated),
         },
-        // Never forwarded; the session is read only to tell 403 from 401.
-        Decision::Deny => match state.sessions.find_cookie(request.headers()) {
-            CookieLookup::Present(_) => match load_session(state, request.headers()).await? {
+        // Never allowed; the session is read only to tell 403 from 401.
+        Decision::Deny => match state.sessions.find_cookie(headers) {
+            CookieLookup::Present(_) => match load_session(state, headers).await? {
                 Some(_) => Err(RequestError::Forbidden),
                 None => Err(RequestError::Unauthenticated),
             },
@@ -100,11 +129,8 @@ async fn authorize(
 
 /// Methods a browser page may send across origins without acting (RFC 9110 §9.2.1, as CSRF
 /// defences read it).
-fn is_safe(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-    )
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 async fn load_session(

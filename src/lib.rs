@@ -2,20 +2,24 @@
 //!
 //! A reverse proxy that owns a session API (`POST`/`GET`/`DELETE /session`), keeps sessions in
 //! Redis (or memory, for development), and forwards each allowed request to one upstream with
-//! identity headers injected. Everything else it rejects.
+//! identity headers injected. Everything else it rejects. For a proxy that builds the upstream
+//! request itself (nginx, Traefik, Caddy), it answers the same decision on a forward-auth endpoint.
 //!
 //! # Layout
 //!
 //! - [`config`]: the typed, validated configuration (YAML, `${VAR}` / `${file:...}`).
 //! - [`server`]: listeners, accept loops, TLS ([`tls`]), graceful drain.
-//! - [`router`]: canonical path, then one match: session API or gateway.
+//! - [`router`]: canonical path, then one match: session API, forward-auth endpoint or gateway.
 //! - [`access`]: path canonicalization, the readings of a path and access rules; pure.
-//! - [`gateway`]: the phases of a proxied request: authorize, prepare, forward.
+//! - [`gateway`]: the phases of a proxied request: authorize (the one access decision), prepare,
+//!   forward.
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
 //! - [`session_api`]: log in, tell the session, log out.
+//! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
+//!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
 //! - [`identity`]: users and password verification on a bounded pool.
 //! - [`regulation`]: failed-login counters and bans, kept in the session store.
 //! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
@@ -37,6 +41,7 @@ pub mod cors;
 pub mod csrf;
 pub mod error;
 pub mod forward;
+pub mod forward_auth;
 pub mod framing;
 pub mod gateway;
 pub mod headers;

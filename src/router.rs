@@ -1,5 +1,5 @@
 //! The first look at every proxied-listener request: refuse what is never valid, canonicalize the
-//! path, then one match: the session API or the gateway.
+//! path, then one match: the session API, the forward-auth endpoint, or the gateway.
 
 use std::panic::AssertUnwindSafe;
 
@@ -8,51 +8,77 @@ use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, PathError};
+use crate::config::Config;
 use crate::error::{rescue, RequestError};
 use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf, gateway, session_api};
+use crate::{cors, csrf, forward_auth, gateway, session_api};
 
 /// Where a canonical path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// The session API itself.
     SessionApi,
-    /// Under the session API path but not a known endpoint: 404, never forwarded.
-    SessionApiUnknown,
+    /// The forward-auth endpoint itself.
+    ForwardAuth,
+    /// Under one of Portcullis's own paths but not an endpoint: 404, never forwarded.
+    Unknown,
     /// Everything else: access rules, then the upstream.
     Gateway,
 }
 
-/// Decide where `canonical_path` goes. The session API subtree is matched case-insensitively,
-/// so no spelling of it is ever forwarded.
-pub fn route(canonical_path: &str, api_path: &str) -> Route {
-    let lower = canonical_path.to_ascii_lowercase();
-    let api = api_path.to_ascii_lowercase();
-    if canonical_path == api_path {
-        Route::SessionApi
-    } else if lower == api
-        || lower
-            .strip_prefix(&api)
-            .is_some_and(|rest| rest.starts_with('/'))
-    {
-        Route::SessionApiUnknown
-    } else {
-        Route::Gateway
+/// The paths Portcullis answers itself; each owns its whole subtree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnPaths<'a> {
+    /// `session_api.path`.
+    pub session_api: &'a str,
+    /// `forward_auth.path`, when the endpoint is served.
+    pub forward_auth: Option<&'a str>,
+}
+
+impl<'a> OwnPaths<'a> {
+    /// The own paths `config` sets.
+    pub fn of(config: &'a Config) -> Self {
+        Self {
+            session_api: &config.session_api_path,
+            forward_auth: config.forward_auth.served_path(),
+        }
     }
 }
 
-/// Decide where `path` goes: the forwarded path picks the endpoint, and a path any other of whose
-/// readings falls in Portcullis's own subtree is unknown there (404), so no reading of the session
-/// API path is ever forwarded.
-pub fn route_path(path: &CanonicalPath, api_path: &str) -> Route {
-    match route(path.as_str(), api_path) {
-        Route::Gateway
-            if path
-                .readings()
-                .any(|r| route(r, api_path) != Route::Gateway) =>
+/// Decide where `canonical_path` goes. Each own subtree is matched case-insensitively, so no
+/// spelling of it is ever forwarded; only the exact path is an endpoint.
+pub fn route(canonical_path: &str, own: OwnPaths<'_>) -> Route {
+    let endpoints = [
+        (Some(own.session_api), Route::SessionApi),
+        (own.forward_auth, Route::ForwardAuth),
+    ];
+    let lower = canonical_path.to_ascii_lowercase();
+    let mut route = Route::Gateway;
+    for (path, endpoint) in endpoints {
+        let Some(path) = path else { continue };
+        if canonical_path == path {
+            return endpoint;
+        }
+        let path = path.to_ascii_lowercase();
+        if lower == path
+            || lower
+                .strip_prefix(&path)
+                .is_some_and(|rest| rest.starts_with('/'))
         {
-            Route::SessionApiUnknown
+            route = Route::Unknown;
+        }
+    }
+    route
+}
+
+/// Decide where `path` goes: the forwarded path picks the endpoint, and a path any other of whose
+/// readings falls in Portcullis's own subtrees is unknown there (404), so no reading of an own
+/// path is ever forwarded.
+pub fn route_path(path: &CanonicalPath, own: OwnPaths<'_>) -> Route {
+    match route(path.as_str(), own) {
+        Route::Gateway if path.readings().any(|r| route(r, own) != Route::Gateway) => {
+            Route::Unknown
         }
         route => route,
     }
@@ -116,11 +142,23 @@ async fn dispatch(
     {
         return Err(RequestError::Csrf);
     }
-    match route_path(&path, &state.config.session_api_path) {
+    let own = OwnPaths::of(&state.config);
+    match route_path(&path, own) {
         Route::SessionApi => session_api::handle(state, conn, request)
             .await
             .map(Reply::Own),
-        Route::SessionApiUnknown => Err(RequestError::NotFound),
+        Route::ForwardAuth => {
+            let original = forward_auth::describe(state, &conn, &request)?;
+            // The described request is routed like an inline one: Portcullis's own paths are
+            // never the upstream's, so no proxy is ever told to let a request for them through.
+            if route_path(&original.path, own) != Route::Gateway {
+                return Err(RequestError::NotFound);
+            }
+            forward_auth::decide(state, &request, original)
+                .await
+                .map(Reply::Own)
+        }
+        Route::Unknown => Err(RequestError::NotFound),
         Route::Gateway => gateway::proxy(state, conn, request, path)
             .await
             .map(Reply::Upstream),
@@ -191,9 +229,14 @@ mod tests {
         assert!(check_host(&request(Version::HTTP_2, "https://evil@gw.test/a", &[])).is_err());
     }
 
+    const OWN: OwnPaths<'static> = OwnPaths {
+        session_api: "/session",
+        forward_auth: Some("/.portcullis/auth"),
+    };
+
     #[test]
     fn session_api_subtree_is_never_the_gateway() {
-        assert_eq!(route("/session", "/session"), Route::SessionApi);
+        assert_eq!(route("/session", OWN), Route::SessionApi);
         for p in [
             "/Session",
             "/SESSION",
@@ -201,11 +244,32 @@ mod tests {
             "/session/x",
             "/Session/all",
         ] {
-            assert_eq!(route(p, "/session"), Route::SessionApiUnknown, "{p}");
+            assert_eq!(route(p, OWN), Route::Unknown, "{p}");
         }
         for p in ["/sessions", "/api/session", "/", "/sessionx/y"] {
-            assert_eq!(route(p, "/session"), Route::Gateway, "{p}");
+            assert_eq!(route(p, OWN), Route::Gateway, "{p}");
         }
+    }
+
+    #[test]
+    fn forward_auth_subtree_is_never_the_gateway_and_off_means_ordinary() {
+        assert_eq!(route("/.portcullis/auth", OWN), Route::ForwardAuth);
+        for p in [
+            "/.portcullis/auth/",
+            "/.portcullis/auth/x",
+            "/.Portcullis/AUTH",
+        ] {
+            assert_eq!(route(p, OWN), Route::Unknown, "{p}");
+        }
+        for p in ["/.portcullis", "/.portcullis/authz", "/.portcullis/x"] {
+            assert_eq!(route(p, OWN), Route::Gateway, "{p}");
+        }
+        let off = OwnPaths {
+            forward_auth: None,
+            ..OWN
+        };
+        assert_eq!(route("/.portcullis/auth", off), Route::Gateway);
+        assert_eq!(route("/session/x", off), Route::Unknown);
     }
 
     #[test]
@@ -216,7 +280,7 @@ mod tests {
             encoded_percent: PathPolicy::Preserve,
             semicolon: PathPolicy::Preserve,
         };
-        let route = |p: &str| route_path(&CanonicalPath::parse(p, &options).unwrap(), "/session");
+        let route = |p: &str| route_path(&CanonicalPath::parse(p, &options).unwrap(), OWN);
         assert_eq!(route("/session"), Route::SessionApi);
         for p in [
             "/session.",
@@ -227,8 +291,11 @@ mod tests {
             "/public/..%2Fsession",
             "/x/..%5CSession/all",
             "/%2573ession",
+            "/.portcullis/auth.",
+            "/.portcullis/%41uth",
+            "/x/..%2F.portcullis/auth",
         ] {
-            assert_eq!(route(p), Route::SessionApiUnknown, "{p}");
+            assert_eq!(route(p), Route::Unknown, "{p}");
         }
         assert_eq!(route("/sessions"), Route::Gateway);
     }

@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The integration tests start their own redis-server on free loopback
-# ports, so the binary must be on PATH: install it from the OS packages when it is missing.
+# Runs the whole test suite. The integration tests start their own redis-server and nginx on free
+# loopback ports, so both binaries must be there: install them from the OS packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "redis-server not found: installing it from the OS packages" >&2
+# install_missing COMMAND APT_PACKAGE DNF_PACKAGE BREW_PACKAGE
+install_missing() {
+  # Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+  if command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; then
+    return
+  fi
+  echo "$1 not found: installing it from the OS packages" >&2
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   if command -v apt-get >/dev/null 2>&1; then
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
   elif command -v dnf >/dev/null 2>&1; then
-    $sudo dnf install -y redis
+    $sudo dnf install -y "$3"
   elif command -v brew >/dev/null 2>&1; then
-    brew install redis
+    brew install "$4"
   else
-    echo "cannot install redis-server on this system: install it and run this again" >&2
+    echo "cannot install $1 on this system: install it and run this again" >&2
     exit 1
   fi
-fi
+}
+
+install_missing redis-server redis-server redis redis
+install_missing nginx nginx nginx nginx
 redis-server --version
+PATH="$PATH:/usr/sbin" nginx -v
 
 cargo test --locked "$@"

@@ -8,8 +8,8 @@
 use serde::Deserialize;
 
 use super::{
-    DEFAULT_ADMIN_LISTEN, DEFAULT_COOKIE_NAME, DEFAULT_KEY_PREFIX, DEFAULT_LISTEN,
-    DEFAULT_SESSION_API_PATH,
+    DEFAULT_ADMIN_LISTEN, DEFAULT_COOKIE_NAME, DEFAULT_FORWARD_AUTH_PATH, DEFAULT_KEY_PREFIX,
+    DEFAULT_LISTEN, DEFAULT_SESSION_API_PATH,
 };
 
 /// The whole file.
@@ -39,6 +39,9 @@ pub(crate) struct RawConfig {
     /// The session API.
     #[serde(default)]
     pub session_api: RawSessionApi,
+    /// The forward-auth endpoint for other proxies.
+    #[serde(default)]
+    pub forward_auth: RawForwardAuth,
     /// Local users.
     #[serde(default)]
     pub users: Vec<RawUser>,
@@ -164,6 +167,16 @@ pub(crate) struct RawCookie {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawSessionApi {
     /// The session API path; it and everything under it belong to Portcullis.
+    pub path: String,
+}
+
+/// `forward_auth`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawForwardAuth {
+    /// `true` or `false`: whether the endpoint is served.
+    pub enabled: String,
+    /// The endpoint path; it and everything under it belong to Portcullis.
     pub path: String,
 }
 
@@ -358,6 +371,15 @@ impl Default for RawSessionApi {
     fn default() -> Self {
         Self {
             path: DEFAULT_SESSION_API_PATH.into(),
+        }
+    }
+}
+
+impl Default for RawForwardAuth {
+    fn default() -> Self {
+        Self {
+            enabled: "true".into(),
+            path: DEFAULT_FORWARD_AUTH_PATH.into(),
         }
     }
 }

@@ -19,6 +19,7 @@ use super::{
 use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
 mod browser;
+mod endpoints;
 mod paths;
 mod regulation;
 mod session;
@@ -57,7 +58,8 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         public_https,
         &mut warnings,
     )?;
-    let session_api_path = session_api_path(&raw.session_api.path)?;
+    let session_api_path = endpoints::session_api_path(&raw.session_api.path)?;
+    let forward_auth = endpoints::forward_auth(&raw.forward_auth, &session_api_path)?;
     let identity = identity(&raw.identity)?;
     let regulation = regulation::regulation(&raw.regulation)?;
     let users = users::users(
@@ -67,7 +69,11 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         identity.max_hash_memory_kib,
     )?;
     let identity_headers = identity_headers(&raw.identity_headers)?;
-    let access = access(&raw.access, &session_api_path, &mut warnings)?;
+    let mut own_paths = vec![("session_api.path", session_api_path.as_str())];
+    if let Some(path) = forward_auth.served_path() {
+        own_paths.push(("forward_auth.path", path));
+    }
+    let access = access(&raw.access, &own_paths, &mut warnings)?;
     paths::warn_unreachable_rules(&access, &mut warnings);
     let paths = paths::options(&raw.paths)?;
     let shutdown = ShutdownConfig {
@@ -99,6 +105,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         upstream,
         session,
         session_api_path,
+        forward_auth,
         users,
         identity_headers,
         access,
@@ -378,18 +385,6 @@ fn upstream(raw: &RawUpstream, warnings: &mut Vec<String>) -> Result<UpstreamCon
     })
 }
 
-fn session_api_path(path: &str) -> Result<String, ConfigError> {
-    const KEY: &str = "session_api.path";
-    check_canonical_path(path).map_err(|m| invalid(KEY, m))?;
-    if path == "/" {
-        return Err(invalid(KEY, "must not be / (it would capture every path)"));
-    }
-    if path.ends_with('/') {
-        return Err(invalid(KEY, "must not end with /"));
-    }
-    Ok(path.to_owned())
-}
-
 fn identity(raw: &RawIdentity) -> Result<IdentityConfig, ConfigError> {
     let max_concurrent_hashes = match &raw.max_concurrent_hashes {
         Some(text) => count("identity.max_concurrent_hashes", text)?,
@@ -444,9 +439,11 @@ fn allow(key: &str, text: &str) -> Result<Allow, ConfigError> {
     }
 }
 
+/// The access rules; a rule inside one of `own_paths` (`(key, path)`: Portcullis answers them
+/// itself) warns, as it never applies.
 fn access(
     raw: &RawAccess,
-    session_api_path: &str,
+    own_paths: &[(&str, &str)],
     warnings: &mut Vec<String>,
 ) -> Result<RuleSet, ConfigError> {
     let default = match allow("access.default", &raw.default)? {
@@ -458,7 +455,6 @@ fn access(
         }
         default => default,
     };
-    let under_api = format!("{session_api_path}/");
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rule) in raw.rules.iter().enumerate() {
         let key = format!("access.rules[{i}]");
@@ -495,11 +491,13 @@ fn access(
             PathPattern::Exact(path.to_owned())
         };
         let covered = path.trim_end_matches('/');
-        if covered == session_api_path || path.starts_with(&under_api) {
-            warnings.push(format!(
-                "{key}.path: `{path}` belongs to session_api.path `{session_api_path}`, \
-                 which Portcullis answers itself; this rule never applies"
-            ));
+        for (own_key, own) in own_paths {
+            if endpoints::is_under(covered, own) {
+                warnings.push(format!(
+                    "{key}.path: `{path}` belongs to {own_key} `{own}`, \
+                     which Portcullis answers itself; this rule never applies"
+                ));
+            }
         }
         rules.push(Rule {
             path: pattern,

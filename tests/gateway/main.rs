@@ -8,6 +8,8 @@ mod browsers;
 mod cases;
 mod cli;
 mod connections;
+mod forward_auth;
+mod forward_auth_nginx;
 mod forwarded;
 mod h2_limits;
 mod lifetimes;

@@ -1,11 +1,13 @@
 //! Test harness: a real `redis-server`, a recording echo upstream and the real gateway, each on
 //! an ephemeral loopback port, plus an HTTP client with a cookie jar and a raw-bytes client, the
-//! real binary as a child process ([`binary`]) and TLS certificates and clients ([`tls`]).
+//! real binary as a child process ([`binary`]), TLS certificates and clients ([`tls`]) and a real
+//! nginx doing forward-auth in front of them ([`nginx`]).
 
 #![allow(dead_code)]
 
 pub mod binary;
 pub mod client;
+pub mod nginx;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
@@ -20,6 +22,7 @@ use tokio::sync::oneshot;
 
 pub use binary::Binary;
 pub use client::{raw, Client};
+pub use nginx::Nginx;
 pub use redis::{commands_between, RedisServer};
 pub use tls::TestCert;
 pub use upstream::Upstream;

@@ -317,6 +317,18 @@ fn invalid_values_name_their_key() {
         ("session_api:\n  path: /a/../b\n", "session_api.path"),
         ("session_api:\n  path: /a%2Fb\n", "session_api.path"),
         ("session_api:\n  path: /a;b\n", "session_api.path"),
+        ("forward_auth:\n  path: /\n", "forward_auth.path"),
+        ("forward_auth:\n  path: /auth/\n", "forward_auth.path"),
+        ("forward_auth:\n  path: auth\n", "forward_auth.path"),
+        ("forward_auth:\n  path: /a/./b\n", "forward_auth.path"),
+        ("forward_auth:\n  path: /a%2Fb\n", "forward_auth.path"),
+        ("forward_auth:\n  path: /session\n", "forward_auth.path"),
+        (
+            "forward_auth:\n  path: /Session/auth\n",
+            "forward_auth.path",
+        ),
+        ("session_api:\n  path: /.portcullis\n", "forward_auth.path"),
+        ("forward_auth:\n  enabled: yes\n", "forward_auth.enabled"),
         (
             "identity_headers:\n  user: \"X User\"\n",
             "identity_headers.user",
@@ -488,6 +500,34 @@ fn rule_under_the_session_api_warns() {
     assert!(warned[0].starts_with("access.rules[0]"));
     assert!(warned[1].starts_with("access.rules[1]"));
     assert_eq!(c.access.rules()[3].path, PathPattern::Prefix("/".into()));
+}
+
+#[test]
+fn forward_auth_is_on_by_default_and_its_subtree_warns_like_the_session_api() {
+    let c = load_ok(&base(""));
+    assert_eq!(
+        c.forward_auth.served_path(),
+        Some(DEFAULT_FORWARD_AUTH_PATH)
+    );
+    let c = load_ok(&base(
+        "forward_auth:\n  path: /_auth/verify\naccess:\n  rules:\n    - path: /_auth/\n    \
+         - path: /_Auth/verify/x\n    - path: /_auth/verifyx\n",
+    ));
+    assert_eq!(c.forward_auth.served_path(), Some("/_auth/verify"));
+    let warned: Vec<_> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("answers itself"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].starts_with("access.rules[1]") && warned[0].contains("forward_auth.path"));
+    // Off, the path is an ordinary one: no overlap to refuse, no rule to warn about.
+    let c = load_ok(&base(
+        "forward_auth:\n  enabled: false\n  path: /session/auth\naccess:\n  rules:\n    \
+         - path: /.portcullis/\n",
+    ));
+    assert_eq!(c.forward_auth.served_path(), None);
+    assert!(c.warnings.iter().all(|w| !w.contains("answers itself")));
 }
 
 #[test]
