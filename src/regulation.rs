@@ -8,11 +8,17 @@
 //! `Retry-After`) does not depend on whether the user exists or the password is right: the
 //! username is never looked up here. Unknown usernames are counted and banned like known ones.
 //!
+//! An attempt is counted when it is admitted, before its password is verified, and taken back if
+//! it succeeds (or is never verified): a window whose count is full admits nothing more until the
+//! attempts in it are decided. Counting only after the hash would let a burst of concurrent
+//! guesses all pass the ban check before the first of them failed. The failure that fills a
+//! window starts its ban and restarts its count.
+//!
 //! Counters and bans live in the session store, so every replica sharing the store shares them.
 //! Keys are `key_prefix + "r:" + kind + ":" + scope + ":" + hex(SHA-256(...))` with kind `c`
 //! (counter) or `b` (ban) and scope `ua`, `u` or `a`: no username or address appears in a key,
 //! and each key is touched alone (single-key commands only). Counters expire `find_time` after
-//! their first failure and bans after `ban_time`, so every key has a TTL. IPv6 clients are
+//! their first attempt and bans after `ban_time`, so every key has a TTL. IPv6 clients are
 //! counted per /64, the block one subscriber usually holds, so that walking through it gives no
 //! new allowance.
 
@@ -62,6 +68,30 @@ impl Scope {
     }
 }
 
+/// `Retry-After` for an attempt refused because the attempts ahead of it fill a window: they are
+/// being verified now, so the answer (a ban, or room again) is a moment away.
+const OVER_LIMIT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a login attempt may be verified.
+#[derive(Debug)]
+pub enum Admission {
+    /// Verify it, then report the outcome with this attempt.
+    Admitted(Attempt),
+    /// 429: retry after this long.
+    Refused {
+        /// Time until the ban (or the crowd ahead) is over.
+        retry_after: Duration,
+    },
+}
+
+/// A login attempt admitted and counted, whose outcome is still to be reported.
+#[derive(Debug)]
+pub struct Attempt {
+    keys: Keys,
+    /// The count of each window, in [`Scope::ALL`] order, this attempt included.
+    counts: [u64; 3],
+}
+
 /// Counts failed logins and tells whether an attempt is banned, over the shared store.
 pub struct Regulator {
     store: Arc<dyn SessionStore>,
@@ -78,6 +108,7 @@ impl std::fmt::Debug for Regulator {
 }
 
 /// The store keys one login attempt touches.
+#[derive(Debug)]
 struct Keys {
     /// Per scope, in [`Scope::ALL`] order: `hex(SHA-256(subject))`.
     subjects: [String; 3],
@@ -168,8 +199,15 @@ impl Regulator {
             .max())
     }
 
-    /// Count a failed attempt in every window; returns the scopes whose ban it started.
-    pub async fn failed(&self, username: &str, addr: IpAddr) -> Result<Vec<Scope>, StoreError> {
+    /// Admit a login attempt as `username` from `addr`, before any hashing: refused while a ban
+    /// covers it, and refused while the attempts already admitted in some window, finished or
+    /// still being verified, reach its `max_retries` (so a burst of concurrent guesses gets no
+    /// more verifications than one guess after another). An admitted attempt is counted at
+    /// once; [`Regulator::succeeded`] and [`Regulator::withdrawn`] take it back.
+    pub async fn admit(&self, username: &str, addr: IpAddr) -> Result<Admission, StoreError> {
+        if let Some(retry_after) = self.banned(username, addr).await? {
+            return Ok(Admission::Refused { retry_after });
+        }
         let keys = Keys::new(username, addr);
         let [ua, u, a] = Scope::ALL.map(|scope| self.key(&keys, "c", scope));
         let counts = tokio::try_join!(
@@ -178,29 +216,68 @@ impl Regulator {
             self.store.incr(&u, self.window(Scope::User).find_time),
             self.store.incr(&a, self.window(Scope::Address).find_time),
         )?;
-        let counts = [counts.0, counts.1, counts.2];
+        let attempt = Attempt {
+            keys,
+            counts: [counts.0, counts.1, counts.2],
+        };
+        let over = Scope::ALL
+            .into_iter()
+            .zip(attempt.counts)
+            .any(|(scope, count)| count > self.window(scope).max_retries);
+        if over {
+            // The attempts ahead of this one decide: a ban once they fail, or room again once
+            // they succeed. Either way this one is not verified, and not counted.
+            self.withdrawn(&attempt).await?;
+            return Ok(Admission::Refused {
+                retry_after: OVER_LIMIT_RETRY_AFTER,
+            });
+        }
+        Ok(Admission::Admitted(attempt))
+    }
+
+    /// An admitted attempt failed verification: start the ban of every window it filled (and
+    /// restart that window's count, so the ban is the whole penalty); returns those scopes.
+    pub async fn failed(&self, attempt: &Attempt) -> Result<Vec<Scope>, StoreError> {
         let mut started = Vec::new();
-        for (scope, count) in Scope::ALL.into_iter().zip(counts) {
+        for (scope, count) in Scope::ALL.into_iter().zip(attempt.counts) {
             let window = self.window(scope);
             if count < window.max_retries {
                 continue;
             }
             // NX: a ban already running is not extended by the attempts that race it.
-            let ban = self.key(&keys, "b", scope);
+            let ban = self.key(&attempt.keys, "b", scope);
             if self.store.create(&ban, b"1", window.ban_time).await? {
                 started.push(scope);
             }
+            self.store
+                .delete(&self.key(&attempt.keys, "c", scope))
+                .await?;
         }
         Ok(started)
     }
 
-    /// A successful login forgets the failures of this username from this address (the other
-    /// windows keep counting: a success does not vouch for other clients or other accounts).
-    pub async fn succeeded(&self, username: &str, addr: IpAddr) -> Result<(), StoreError> {
-        let keys = Keys::new(username, addr);
-        self.store
-            .delete(&self.key(&keys, "c", Scope::UserAndAddress))
-            .await
+    /// An admitted attempt succeeded: it forgets the failures of this username from this address
+    /// and is itself taken back from the other windows (a success does not vouch for other
+    /// clients or other accounts, but is no failure either).
+    pub async fn succeeded(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        let [ua, u, a] = Scope::ALL.map(|scope| self.key(&attempt.keys, "c", scope));
+        tokio::try_join!(
+            self.store.delete(&ua),
+            self.store.decr(&u),
+            self.store.decr(&a)
+        )?;
+        Ok(())
+    }
+
+    /// An admitted attempt was never verified (the hashing queue was full): take it back.
+    pub async fn withdrawn(&self, attempt: &Attempt) -> Result<(), StoreError> {
+        let [ua, u, a] = Scope::ALL.map(|scope| self.key(&attempt.keys, "c", scope));
+        tokio::try_join!(
+            self.store.decr(&ua),
+            self.store.decr(&u),
+            self.store.decr(&a)
+        )?;
+        Ok(())
     }
 }
 
@@ -232,34 +309,106 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// One attempt that is admitted and then fails; the scopes whose ban it started.
+    async fn fail(r: &Regulator, name: &str, addr: IpAddr) -> Vec<Scope> {
+        let attempt = admitted(r, name, addr).await;
+        r.failed(&attempt).await.unwrap()
+    }
+
+    async fn admitted(r: &Regulator, name: &str, addr: IpAddr) -> Attempt {
+        match r.admit(name, addr).await.unwrap() {
+            Admission::Admitted(attempt) => attempt,
+            Admission::Refused { retry_after } => panic!("refused, retry after {retry_after:?}"),
+        }
+    }
+
+    async fn refused(r: &Regulator, name: &str, addr: IpAddr) -> Duration {
+        match r.admit(name, addr).await.unwrap() {
+            Admission::Admitted(_) => panic!("admitted"),
+            Admission::Refused { retry_after } => retry_after,
+        }
+    }
+
     #[tokio::test]
     async fn reaching_max_retries_bans_and_reports_the_scope_once() {
         let r = regulator(3, 100, 100);
         let addr = ip("198.51.100.7");
         for _ in 0..2 {
-            assert_eq!(r.failed("alice", addr).await.unwrap(), []);
+            assert_eq!(fail(&r, "alice", addr).await, []);
             assert_eq!(r.banned("alice", addr).await.unwrap(), None);
         }
-        assert_eq!(
-            r.failed("alice", addr).await.unwrap(),
-            [Scope::UserAndAddress]
-        );
-        let left = r.banned("alice", addr).await.unwrap().unwrap();
+        assert_eq!(fail(&r, "alice", addr).await, [Scope::UserAndAddress]);
+        let left = refused(&r, "alice", addr).await;
         assert!(left > Duration::from_secs(299) && left <= Duration::from_secs(300));
-        // Further failures (raced past the check) do not start or extend the ban again.
-        assert_eq!(r.failed("alice", addr).await.unwrap(), []);
         // Other users from the address, and the user from elsewhere, are not banned.
         assert_eq!(r.banned("bob", addr).await.unwrap(), None);
         assert_eq!(r.banned("alice", ip("198.51.100.8")).await.unwrap(), None);
     }
 
     #[tokio::test]
+    async fn a_burst_of_concurrent_attempts_gets_no_more_verifications_than_max_retries() {
+        let r = regulator(3, 100, 100);
+        let addr = ip("198.51.100.7");
+        let mut in_flight = Vec::new();
+        for _ in 0..3 {
+            in_flight.push(admitted(&r, "alice", addr).await);
+        }
+        // Before any of them is decided, no ban exists, yet the window is full.
+        assert_eq!(r.banned("alice", addr).await.unwrap(), None);
+        for _ in 0..20 {
+            assert_eq!(refused(&r, "alice", addr).await, OVER_LIMIT_RETRY_AFTER);
+        }
+        // The refused ones were not counted: the third failure is the one that bans, once.
+        let mut started = Vec::new();
+        for attempt in &in_flight {
+            started.extend(r.failed(attempt).await.unwrap());
+        }
+        assert_eq!(started, [Scope::UserAndAddress]);
+        assert!(refused(&r, "alice", addr).await > Duration::from_secs(299));
+    }
+
+    #[tokio::test]
+    async fn a_crowd_of_successes_frees_its_room_again() {
+        let r = regulator(2, 100, 100);
+        let addr = ip("198.51.100.7");
+        let (a, b) = (
+            admitted(&r, "alice", addr).await,
+            admitted(&r, "alice", addr).await,
+        );
+        assert_eq!(refused(&r, "alice", addr).await, OVER_LIMIT_RETRY_AFTER);
+        r.succeeded(&a).await.unwrap();
+        r.withdrawn(&b).await.unwrap();
+        // Nothing failed, so nothing is held against the next attempts.
+        assert_eq!(fail(&r, "alice", addr).await, []);
+        assert_eq!(fail(&r, "alice", addr).await, [Scope::UserAndAddress]);
+    }
+
+    #[tokio::test]
+    async fn after_a_ban_the_window_counts_anew() {
+        let config = RegulationConfig {
+            per_user_and_address: RegulationWindow {
+                max_retries: 2,
+                find_time: LONG,
+                ban_time: Duration::from_millis(50),
+            },
+            per_user: window(100, LONG),
+            per_address: window(100, LONG),
+        };
+        let r = Regulator::new(&config, "p:", Arc::new(MemoryStore::new()));
+        let addr = ip("198.51.100.7");
+        fail(&r, "alice", addr).await;
+        assert_eq!(fail(&r, "alice", addr).await, [Scope::UserAndAddress]);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // The ban was the whole penalty: the next two attempts are verified again.
+        assert_eq!(fail(&r, "alice", addr).await, []);
+        assert_eq!(fail(&r, "alice", addr).await, [Scope::UserAndAddress]);
+    }
+
+    #[tokio::test]
     async fn per_user_catches_a_new_address_every_time() {
         let r = regulator(100, 3, 100);
         for n in 1..=3 {
-            r.failed("alice", ip(&format!("198.51.100.{n}")))
-                .await
-                .unwrap();
+            fail(&r, "alice", ip(&format!("198.51.100.{n}"))).await;
         }
         let left = r.banned("alice", ip("203.0.113.1")).await.unwrap().unwrap();
         assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
@@ -270,9 +419,9 @@ mod tests {
     async fn per_address_catches_a_new_username_every_time_and_the_longest_ban_wins() {
         let r = regulator(100, 2, 3);
         let addr = ip("198.51.100.7");
-        r.failed("alice", addr).await.unwrap();
-        assert_eq!(r.failed("alice", addr).await.unwrap(), [Scope::User]);
-        assert_eq!(r.failed("carol", addr).await.unwrap(), [Scope::Address]);
+        fail(&r, "alice", addr).await;
+        assert_eq!(fail(&r, "alice", addr).await, [Scope::User]);
+        assert_eq!(fail(&r, "carol", addr).await, [Scope::Address]);
         assert!(r.banned("dave", addr).await.unwrap().is_some());
         // alice is under both bans: the answer waits for the later one (per_address, 120 s).
         let left = r.banned("alice", addr).await.unwrap().unwrap();
@@ -285,8 +434,8 @@ mod tests {
         let r = regulator(2, 100, 100);
         let addr = ip("198.51.100.7");
         for name in ["alice", "no-such-user"] {
-            r.failed(name, addr).await.unwrap();
-            assert_eq!(r.failed(name, addr).await.unwrap(), [Scope::UserAndAddress]);
+            fail(&r, name, addr).await;
+            assert_eq!(fail(&r, name, addr).await, [Scope::UserAndAddress]);
             assert!(r.banned(name, addr).await.unwrap().is_some());
         }
     }
@@ -296,19 +445,20 @@ mod tests {
         let r = regulator(3, 4, 100);
         let addr = ip("198.51.100.7");
         for _ in 0..2 {
-            r.failed("alice", addr).await.unwrap();
+            fail(&r, "alice", addr).await;
         }
-        r.succeeded("alice", addr).await.unwrap();
-        assert_eq!(r.failed("alice", addr).await.unwrap(), []);
-        // per_user still counted all three failures; the fourth bans.
-        assert_eq!(r.failed("alice", addr).await.unwrap(), [Scope::User]);
+        let attempt = admitted(&r, "alice", addr).await;
+        r.succeeded(&attempt).await.unwrap();
+        assert_eq!(fail(&r, "alice", addr).await, []);
+        // per_user still counted all three failures (not the success); the fourth bans.
+        assert_eq!(fail(&r, "alice", addr).await, [Scope::User]);
     }
 
     #[tokio::test]
     async fn ipv6_clients_are_counted_per_64() {
         let r = regulator(2, 100, 100);
-        r.failed("alice", ip("2001:db8:1:2::1")).await.unwrap();
-        r.failed("alice", ip("2001:db8:1:2:ffff::9")).await.unwrap();
+        fail(&r, "alice", ip("2001:db8:1:2::1")).await;
+        fail(&r, "alice", ip("2001:db8:1:2:ffff::9")).await;
         assert!(r
             .banned("alice", ip("2001:db8:1:2::77"))
             .await
@@ -319,8 +469,8 @@ mod tests {
             None
         );
         // A mapped IPv4 address is the IPv4 address.
-        r.failed("bob", ip("::ffff:198.51.100.7")).await.unwrap();
-        r.failed("bob", ip("198.51.100.7")).await.unwrap();
+        fail(&r, "bob", ip("::ffff:198.51.100.7")).await;
+        fail(&r, "bob", ip("198.51.100.7")).await;
         assert!(r.banned("bob", ip("198.51.100.7")).await.unwrap().is_some());
     }
 
@@ -386,6 +536,9 @@ mod tests {
             ) -> crate::session::store::StoreFuture<'a, u64> {
                 Box::pin(async { Err(StoreError::Timeout) })
             }
+            fn decr<'a>(&'a self, _: &'a str) -> crate::session::store::StoreFuture<'a, ()> {
+                Box::pin(async { Err(StoreError::Timeout) })
+            }
             fn ttl<'a>(
                 &'a self,
                 _: &'a str,
@@ -404,7 +557,6 @@ mod tests {
         let r = Regulator::new(&config, "p:", Arc::new(Down));
         let addr = ip("198.51.100.7");
         assert!(r.banned("alice", addr).await.is_err());
-        assert!(r.failed("alice", addr).await.is_err());
-        assert!(r.succeeded("alice", addr).await.is_err());
+        assert!(r.admit("alice", addr).await.is_err());
     }
 }

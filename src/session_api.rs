@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::client_addr::client_addr;
 use crate::error::RequestError;
 use crate::identity::LoginError;
+use crate::regulation::Admission;
 use crate::response::{self, Body};
 use crate::session::{rfc3339, SessionRecord};
 use crate::state::{AppState, ConnInfo};
@@ -80,9 +81,12 @@ async fn login(
         &state.config.trusted_proxies,
     );
     // Before any hashing, and blind to whether the user exists or the password is right.
-    if let Some(retry_after) = state.regulator.banned(&login.username, client).await? {
-        return Err(RequestError::TooManyAttempts { retry_after });
-    }
+    let attempt = match state.regulator.admit(&login.username, client).await? {
+        Admission::Admitted(attempt) => attempt,
+        Admission::Refused { retry_after } => {
+            return Err(RequestError::TooManyAttempts { retry_after })
+        }
+    };
     // Only names that exist are logged: a typed password in the username field stays out.
     let known = state
         .users
@@ -96,7 +100,7 @@ async fn login(
         Ok(user) => user,
         Err(LoginError::InvalidCredentials) => {
             tracing::info!(user = known.unwrap_or("-"), %client, "login failed");
-            for scope in state.regulator.failed(&login.username, client).await? {
+            for scope in state.regulator.failed(&attempt).await? {
                 let ban_time = state.regulator.ban_time(scope);
                 tracing::warn!(
                     user = known.unwrap_or("-"),
@@ -108,9 +112,12 @@ async fn login(
             }
             return Err(RequestError::InvalidCredentials);
         }
-        Err(LoginError::Busy) => return Err(RequestError::LoginBusy),
+        Err(LoginError::Busy) => {
+            state.regulator.withdrawn(&attempt).await?;
+            return Err(RequestError::LoginBusy);
+        }
     };
-    state.regulator.succeeded(&login.username, client).await?;
+    state.regulator.succeeded(&attempt).await?;
     // A new id at every login; the session this request carried, if any, ends here.
     state
         .sessions

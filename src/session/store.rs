@@ -3,7 +3,7 @@
 //! Stores keep opaque values under keys that are already hashes of session ids (the store never
 //! sees an id). Every write carries a TTL, and `touch` never recreates a missing key, so a logout
 //! racing with a slow request stays a logout. Login regulation keeps its counters and bans here
-//! too (`incr`, `ttl`, `create`), so that every replica sharing the store shares them.
+//! too (`incr`, `decr`, `ttl`, `create`), so that every replica sharing the store shares them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +48,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// starts at 1 and expires after `window`; incrementing never moves the expiry. Atomic across
     /// replicas.
     fn incr<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, u64>;
+
+    /// Take one back from the counter under `key`: never below zero, never creating the key,
+    /// never moving its expiry. Atomic across replicas.
+    fn decr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 
     /// Time left before `key` expires; `None` when it does not exist. A key without expiry (never
     /// written by Portcullis) reports `Duration::MAX`.

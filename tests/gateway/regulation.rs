@@ -390,3 +390,28 @@ async fn c21_reaching_the_limit_is_logged_naming_known_users_only_and_never_a_pa
         assert!(!log.contains(secret), "the log contains `{secret}`:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn c21_a_burst_of_concurrent_guesses_gets_no_more_verifications_than_max_retries() {
+    let redis = RedisServer::start();
+    let (_upstream, gateway) =
+        support::setup_with(Store::Redis(&redis), &regulation(5, 100, 100)).await;
+    let before = gateway.state.hasher.verifications();
+    let addr = gateway.addr;
+    let guesses: Vec<_> = (0..30)
+        .map(|n| {
+            tokio::spawn(async move { attempt(addr, "user", &format!("guess-{n}"), None).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap().status);
+    }
+    // The hashing queue (32) holds them all: each guess is verified (401) or regulated (429).
+    let verified = statuses.iter().filter(|&&s| s == 401).count();
+    let regulated = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((verified, regulated), (5, 25), "{statuses:?}");
+    assert_eq!(gateway.state.hasher.verifications() - before, 5);
+    // The ban stands, for the right password too.
+    assert_regulated(&attempt(addr, "user", USER_PW, None).await, 30);
+}

@@ -49,6 +49,23 @@ async fn behaves_like_a_session_store(store: Arc<dyn SessionStore>) {
     assert_eq!(store.ttl("c1").await.unwrap(), None);
     assert_eq!(store.incr("c1", minute).await.unwrap(), 1, "counts anew");
 
+    // decr: takes one back, never below zero, never creating a key, never moving the expiry.
+    assert_eq!(store.incr("c1", minute).await.unwrap(), 2);
+    store.decr("c1").await.unwrap();
+    assert_eq!(store.load("c1").await.unwrap().as_deref(), Some(&b"1"[..]));
+    store.decr("c1").await.unwrap();
+    store.decr("c1").await.unwrap();
+    assert_eq!(store.load("c1").await.unwrap().as_deref(), Some(&b"0"[..]));
+    let left = store
+        .ttl("c1")
+        .await
+        .unwrap()
+        .expect("still the counter's TTL");
+    assert!(left > Duration::from_secs(58) && left <= minute, "{left:?}");
+    store.decr("never-counted").await.unwrap();
+    assert_eq!(store.ttl("never-counted").await.unwrap(), None);
+    assert_eq!(store.load("never-counted").await.unwrap(), None);
+
     // ttl: time left for any key, none for a missing one; create (NX) never extends it.
     assert_eq!(store.ttl("missing").await.unwrap(), None);
     assert!(store

@@ -134,6 +134,22 @@ impl SessionStore for MemoryStore {
         Box::pin(async move { count })
     }
 
+    fn decr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        self.with(|map, now| {
+            if !live(map, key, now) {
+                return;
+            }
+            let entry = map.get_mut(key).expect("live entries exist");
+            let count = std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok());
+            if let Some(count) = count.filter(|&n| n > 0) {
+                entry.value = (count - 1).to_string().into_bytes();
+            }
+        });
+        Box::pin(async move { Ok(()) })
+    }
+
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
         let left = self.with(|map, now| live(map, key, now).then(|| map[key].expires - now));
         Box::pin(async move { Ok(left) })

@@ -19,6 +19,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     timeout: Duration,
     incr: Script,
+    decr: Script,
 }
 
 /// `INCR` and, when that left the key without expiry (it was new), `PEXPIRE`: one atomic step, so
@@ -30,6 +31,16 @@ if redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return count
+";
+
+/// `DECR` only on a positive counter that exists: a missing key is never created (so it can
+/// never be left without a TTL) and the expiry stays where it was.
+const DECR_SCRIPT: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count and count > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
 ";
 
 impl std::fmt::Debug for RedisStore {
@@ -59,6 +70,7 @@ impl RedisStore {
             conn,
             timeout,
             incr: Script::new(INCR_SCRIPT),
+            decr: Script::new(DECR_SCRIPT),
         })
     }
 
@@ -135,6 +147,15 @@ impl SessionStore for RedisStore {
             invocation.arg(millis(window));
             let query = async move { invocation.invoke_async::<u64>(&mut conn).await };
             bounded(self.timeout, query).await
+        })
+    }
+
+    fn decr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let invocation = self.decr.key(key);
+            let query = async move { invocation.invoke_async::<i64>(&mut conn).await };
+            bounded(self.timeout, query).await.map(drop)
         })
     }
 
