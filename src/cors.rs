@@ -26,10 +26,19 @@ pub fn allowed_origin<'h>(headers: &'h HeaderMap, cors: &CorsConfig) -> Option<&
     cors.allowed_origins.contains(&text).then_some(origin)
 }
 
-/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`. Returns the
-/// method asked for; an unreadable one is `Err`.
+/// A CORS preflight: a bodiless `OPTIONS` with `Origin` and `Access-Control-Request-Method`
+/// (browsers never send a preflight with a body; one that has a body is an ordinary `OPTIONS`).
+/// Returns the method asked for; an unreadable one is `Err`.
 pub fn preflight_method(method: &Method, headers: &HeaderMap) -> Option<Result<Method, ()>> {
     if method != Method::OPTIONS || !headers.contains_key(header::ORIGIN) {
+        return None;
+    }
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0");
+    if has_body {
         return None;
     }
     let requested = headers.get(header::ACCESS_CONTROL_REQUEST_METHOD)?;
@@ -130,6 +139,21 @@ mod tests {
             ("access-control-request-method", "GE T"),
         ]);
         assert_eq!(preflight_method(&Method::OPTIONS, &bad), Some(Err(())));
+        for body in [("content-length", "16"), ("transfer-encoding", "chunked")] {
+            let mut with_body = h.clone();
+            with_body.append(body.0, body.1.parse().unwrap());
+            assert_eq!(
+                preflight_method(&Method::OPTIONS, &with_body),
+                None,
+                "{body:?}"
+            );
+        }
+        let mut empty = h.clone();
+        empty.append("content-length", "0".parse().unwrap());
+        assert_eq!(
+            preflight_method(&Method::OPTIONS, &empty),
+            Some(Ok(Method::DELETE))
+        );
     }
 
     #[test]

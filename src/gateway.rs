@@ -78,14 +78,18 @@ pub async fn authorize(
     let access = &state.config.access;
     let (method, headers) = (request.method, request.headers);
     // A listed origin's preflight carries no credentials and asks about another method: it is
-    // allowed without identity unless that method would be denied here anyway.
+    // allowed without identity unless the rules deny OPTIONS itself or the method asked about.
     if cors::allowed_origin(headers, &state.config.cors).is_some() {
         match cors::preflight_method(method, headers) {
             Some(Ok(asked)) => {
-                return match access.decide(request.path, &asked) {
-                    Decision::Deny => Err(RequestError::Unauthenticated),
-                    _ => Ok(None),
-                }
+                let denied = [method, &asked]
+                    .into_iter()
+                    .any(|m| access.decide(request.path, m) == Decision::Deny);
+                return if denied {
+                    Err(RequestError::Unauthenticated)
+                } else {
+                    Ok(None)
+                };
             }
             Some(Err(())) => return Err(RequestError::BadRequest("unreadable preflight method")),
             None => {}

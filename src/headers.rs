@@ -33,10 +33,24 @@ const METHOD_OVERRIDES: &[&str] = &[
 /// Headers carrying forwarding context; believed only from trusted proxies.
 const FORWARDING_EXACT: &[&str] = &[
     "forwarded",
+    "forwarded-for",
+    "x-forwarded",
     "x-original-url",
     "x-rewrite-url",
-    "x-real-ip",
     "x-original-uri",
+    "x-original-method",
+    "x-original-host",
+    "x-host",
+    "x-http-host-override",
+    // Client-address headers other proxies and CDNs write, which upstream libraries read before
+    // X-Forwarded-For.
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
 ];
 const FORWARDING_PREFIX: &str = "x-forwarded-";
 
@@ -152,12 +166,13 @@ pub fn remove_session_cookie(headers: &mut HeaderMap, cookie_name: &str) {
     for field in headers.get_all(header::COOKIE) {
         for pair in field.as_bytes().split(|b| *b == b';') {
             let pair = pair.trim_ascii();
-            let name = pair
-                .split(|b| *b == b'=')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii();
-            if pair.is_empty() || name == cookie_name.as_bytes() {
+            // Some intermediaries join Cookie fields with ", ": a pair that holds our cookie
+            // after a comma goes whole (Portcullis never reads the cookie from there either).
+            let ours = pair.split(|b| *b == b',').any(|part| {
+                let name = part.split(|b| *b == b'=').next().unwrap_or_default();
+                name.trim_ascii() == cookie_name.as_bytes()
+            });
+            if pair.is_empty() || ours {
                 continue;
             }
             if !kept.is_empty() {
@@ -359,6 +374,10 @@ mod tests {
         let mut h = map(&[("cookie", "sid=only")]);
         remove_session_cookie(&mut h, "sid");
         assert!(!h.contains_key(header::COOKIE));
+        // Comma-joined fields: the part holding the session cookie never reaches the upstream.
+        let mut h = map(&[("cookie", "a=b, sid=secret; c=3; prefs=x,y")]);
+        remove_session_cookie(&mut h, "sid");
+        assert_eq!(h[header::COOKIE], "c=3; prefs=x,y");
     }
 
     #[test]

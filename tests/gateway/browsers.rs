@@ -411,17 +411,36 @@ async fn a_listed_apps_preflight_to_the_api_is_forwarded_without_a_session_looku
     assert_eq!(redis.command_calls("get"), 0);
     upstream.clear();
 
-    // Asking about a method the rules deny anyway is refused here.
-    let reply = client
+    // Asking about a method the rules deny, or where OPTIONS itself is not among a rule's
+    // methods, is refused here.
+    for asked in ["DELETE", "GET"] {
+        let reply = client
+            .send(
+                Method::OPTIONS,
+                "/reports/x",
+                &[("origin", APP), ("access-control-request-method", asked)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(reply.status, 401, "{asked}");
+        assert_eq!(reply.header("access-control-allow-origin"), Some(APP));
+    }
+    assert!(upstream.is_untouched());
+    // A preflight has no body: with one it is an ordinary OPTIONS, which needs a session.
+    let mut anon = gateway.client();
+    let reply = anon
         .send(
             Method::OPTIONS,
-            "/reports/x",
-            &[("origin", APP), ("access-control-request-method", "DELETE")],
-            Bytes::new(),
+            "/api/x?op=delete",
+            &[
+                ("origin", APP),
+                ("access-control-request-method", "GET"),
+                ("content-type", "application/json"),
+            ],
+            Bytes::from_static(br#"{"role":"admin"}"#),
         )
         .await;
     assert_eq!(reply.status, 401);
-    assert_eq!(reply.header("access-control-allow-origin"), Some(APP));
     assert!(upstream.is_untouched());
     // A preflight from an origin not listed is an ordinary OPTIONS: it needs a session.
     let mut anon = gateway.client();

@@ -251,3 +251,28 @@ async fn credentials_sent_to_any_spelling_of_the_session_path_never_reach_the_up
     assert!(upstream.is_untouched());
     let _ = Upstream::start;
 }
+
+#[tokio::test]
+async fn c11_a_comma_joined_cookie_field_is_no_session_and_never_carries_the_cookie_upstream() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    let sid = login(&mut client, "user", USER_PW).await;
+    let joined = format!("a=b, gw_sid={sid}; c=3");
+    let reply = client
+        .send(Method::GET, "/api/x", &[("cookie", &joined)], Bytes::new())
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(upstream.is_untouched());
+    let reply = client
+        .send(
+            Method::GET,
+            "/public/a",
+            &[("cookie", &joined)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    assert_eq!(seen.all("cookie"), ["c=3"]);
+    assert!(seen.headers.iter().all(|(_, v)| !v.contains(&sid)));
+}

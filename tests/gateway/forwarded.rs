@@ -68,6 +68,42 @@ async fn c08_untrusted_forwarding_headers_are_replaced_with_the_gateways_own() {
 }
 
 #[tokio::test]
+async fn c08_client_address_and_host_override_headers_from_an_untrusted_peer_never_arrive() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let spoofed = [
+        "X-Client-IP",
+        "Client-IP",
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "Fastly-Client-IP",
+        "X-Cluster-Client-IP",
+        "X_Real_IP",
+        "X-Forwarded",
+        "Forwarded-For",
+        "X-Original-Method",
+        "X-Original-Host",
+        "X-Host",
+        "X-HTTP-Host-Override",
+    ];
+    let headers: Vec<(&str, &str)> = spoofed.iter().map(|n| (*n, "10.0.0.1")).collect();
+    let reply = gateway
+        .client()
+        .send(Method::GET, "/public/a", &headers, Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = upstream.only();
+    for name in spoofed {
+        let name = name.to_ascii_lowercase().replace('_', "-");
+        let found = seen
+            .headers
+            .iter()
+            .find(|(n, _)| n.to_ascii_lowercase().replace('_', "-") == name);
+        assert_eq!(found, None, "{name} reached the upstream");
+    }
+    assert_eq!(seen.all("x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[tokio::test]
 async fn c08_a_trusted_proxy_is_believed_and_extended_but_never_decides_access() {
     let (upstream, gateway) =
         support::setup_with(Store::Memory, "trusted_proxies: [\"127.0.0.1/32\"]\n").await;
