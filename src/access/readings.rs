@@ -9,7 +9,14 @@
 //! - `%25XX` decoded: `%252e` reads as `%2e`, which is `.` (decoded once, then twice);
 //! - each segment's `;` parameters removed, at raw `;` only (Tomcat) or also at `%3B`;
 //! - trailing spaces, or trailing dots and spaces, trimmed from each segment (Windows, IIS);
-//! - escaped UTF-8 decoded, NFKC-normalized and lower-cased (full-width `．．` is then `..`).
+//! - escaped UTF-8 decoded, NFKC-normalized and lower-cased (full-width `．．` is then `..`), with
+//!   the look-alikes of `/` and `\` that Windows "best fit" code-page conversion maps to them
+//!   (`∕`, `⁄`, `⧸`; `¥`, `₩`, `∖`) read as those separators;
+//! - escaped UTF-8 decoded with its accents removed (`admiń` is `admin` to an accent-insensitive
+//!   comparison);
+//! - each segment cut at its first `:` (NTFS streams: `admin::$INDEX_ALLOCATION` is `admin`);
+//! - the last segment cut at its first `.` (format suffixes: `/admin.json` is `/admin` to Spring's
+//!   suffix matching or a Rails `(.:format)` route).
 //!
 //! After each step the dot segments are resolved twice: dropping empty segments first, as the
 //! canonical path does (`/a//..` is `/`), and as RFC 3986 does (`/a//..` is `/a/`).
@@ -35,7 +42,7 @@ const MAX_READING_BYTES: usize = 256 * 1024;
 /// A way of reading a path; `None` when it reads the path as it is.
 type Step = fn(&str) -> Option<String>;
 
-const STEPS: [Step; 8] = [
+const STEPS: [Step; 11] = [
     |r| separator(r, "%2F"),
     |r| separator(r, "%5C"),
     percent_decoded,
@@ -44,6 +51,9 @@ const STEPS: [Step; 8] = [
     |r| trimmed(r, false),
     |r| trimmed(r, true),
     unicode_folded,
+    unaccented,
+    without_streams,
+    without_format_suffix,
 ];
 
 /// Every reading of the canonical `path` other than itself, in the order found.
@@ -172,6 +182,70 @@ fn trimmed(reading: &str, dots: bool) -> Option<String> {
 /// to `i` and `ſ` to `s`, as the simple case folding of Java and .NET does, so `/adm%C4%B1n` is
 /// `/admin` too.
 fn unicode_folded(reading: &str) -> Option<String> {
+    let text = decoded_utf8(reading)?;
+    let folded: String = text
+        .nfkc()
+        .filter(|&c| !is_default_ignorable(c))
+        .flat_map(|c| {
+            let c = match c {
+                'ı' | 'İ' => 'i',
+                'ſ' => 's',
+                'ß' | 'ẞ' => return "ss".chars().collect::<Vec<_>>(),
+                c => best_fit(c).unwrap_or(c),
+            };
+            c.to_lowercase().collect()
+        })
+        .collect();
+    Some(folded)
+}
+
+/// The ASCII separator Windows "best fit" conversion to a legacy code page makes of a look-alike
+/// that NFKC leaves alone (`¥` and `₩` are the backslash of the Japanese and Korean code pages).
+fn best_fit(c: char) -> Option<char> {
+    match c {
+        '\u{2215}' | '\u{2044}' | '\u{29F8}' | '\u{2571}' => Some('/'),
+        '\u{00A5}' | '\u{20A9}' | '\u{2216}' | '\u{29F5}' | '\u{29F9}' | '\u{2572}' => Some('\\'),
+        _ => None,
+    }
+}
+
+/// Escaped UTF-8 decoded, decomposed, without its combining marks and lower-cased: the name an
+/// accent-insensitive comparison (a database collation, a search-style router) gives the path.
+fn unaccented(reading: &str) -> Option<String> {
+    let text = decoded_utf8(reading)?;
+    let plain: String = text
+        .nfkd()
+        .filter(|&c| !unicode_normalization::char::is_combining_mark(c) && !is_default_ignorable(c))
+        .flat_map(char::to_lowercase)
+        .collect();
+    (plain != text).then_some(plain)
+}
+
+/// Each segment cut at its first `:` (raw or `%3A`): NTFS reads `name:stream` and
+/// `name::$DATA` as the file or directory `name`.
+fn without_streams(reading: &str) -> Option<String> {
+    let cut = |segment: &str| {
+        let raw = segment.find(':');
+        let encoded = segment.find("%3A");
+        raw.into_iter()
+            .chain(encoded)
+            .min()
+            .unwrap_or(segment.len())
+    };
+    shorten_segments(reading, cut)
+}
+
+/// The last segment cut at its first `.` when something is left before it: `/admin.json`,
+/// `/admin.tar.gz` are `/admin` to a router that strips a format suffix.
+fn without_format_suffix(reading: &str) -> Option<String> {
+    let start = reading.rfind('/').map_or(0, |i| i + 1);
+    let dot = reading[start..].find('.').filter(|&i| i > 0)?;
+    Some(reading[..start + dot].to_owned())
+}
+
+/// The text a reading's escaped UTF-8 denotes, or `None` when it has no escaped non-ASCII byte
+/// (or the bytes are not UTF-8).
+fn decoded_utf8(reading: &str) -> Option<String> {
     let bytes = reading.as_bytes();
     let mut denoted = Vec::with_capacity(reading.len());
     let mut any = false;
@@ -192,20 +266,7 @@ fn unicode_folded(reading: &str) -> Option<String> {
     if !any {
         return None;
     }
-    let text = String::from_utf8(denoted).ok()?;
-    let folded: String = text
-        .nfkc()
-        .filter(|&c| !is_default_ignorable(c))
-        .flat_map(|c| {
-            let c = match c {
-                'ı' | 'İ' => 'i',
-                'ſ' => 's',
-                c => c,
-            };
-            c.to_lowercase()
-        })
-        .collect();
-    Some(folded)
+    String::from_utf8(denoted).ok()
 }
 
 /// Unicode's `Default_Ignorable_Code_Point`: characters with no visible effect that NFKC_Casefold
@@ -299,11 +360,49 @@ mod tests {
             "/",
             "/admin/users",
             "/a-b_c~d/e.f/",
-            "/a:b@c!$&'()*+,=",
+            "/a@c!$&'()*+,=",
             "/a%3F%23",
+            "/.well-known/x",
         ] {
             assert_eq!(readings(path), Vec::<String>::new(), "{path}");
         }
+    }
+
+    #[test]
+    fn best_fit_look_alikes_read_as_separators() {
+        for slash in ["%E2%88%95", "%E2%81%84", "%E2%A7%B8"] {
+            assert_reads_as(&format!("/public/..{slash}admin/users"), "/admin/users");
+        }
+        for backslash in ["%C2%A5", "%E2%82%A9", "%E2%88%96"] {
+            assert_reads_as(&format!("/public/..{backslash}admin/users"), "/admin/users");
+        }
+        assert_reads_as("/se%C3%9Fion", "/session");
+    }
+
+    #[test]
+    fn accents_are_read_removed() {
+        assert_reads_as("/admin%CC%81/users", "/admin/users");
+        assert_reads_as("/admi%C5%88/users", "/admin/users");
+        assert_reads_as("/%C3%80dmin/users", "/admin/users");
+    }
+
+    #[test]
+    fn ntfs_streams_are_read_cut() {
+        assert_reads_as("/admin::$INDEX_ALLOCATION/users", "/admin/users");
+        assert_reads_as("/admin:$i30:$INDEX_ALLOCATION/users", "/admin/users");
+        assert_reads_as("/admin::$DATA", "/admin");
+        assert_reads_as("/admin%3A%3A$DATA", "/admin");
+        assert_reads_as("/a:b@c", "/a");
+    }
+
+    #[test]
+    fn a_format_suffix_is_read_cut_from_the_last_segment() {
+        assert_reads_as("/secret.json", "/secret");
+        assert_reads_as("/admin.tar.gz", "/admin");
+        assert_reads_as("/admin/users.xml", "/admin/users");
+        // Only the last segment, and never down to nothing.
+        assert!(!readings("/v1.2/x").iter().any(|r| r == "/v1/x"));
+        assert_eq!(readings("/.hidden"), Vec::<String>::new());
     }
 
     #[test]

@@ -508,3 +508,64 @@ async fn invalid_utf8_and_control_characters_in_escapes_are_400() {
         assert_refused(&gateway, &upstream, &redis, &s, target).await;
     }
 }
+
+#[tokio::test]
+async fn look_alikes_accents_streams_and_format_suffixes_are_judged_as_the_name_they_read_as() {
+    let redis = RedisServer::start();
+    let rules = format!("{RULES_R}    - path: /secret/\n      allow: deny\n");
+    let (upstream, gateway) = start(&redis, Some(&rules), "").await;
+    let s = sessions(&gateway).await;
+    for target in [
+        // Windows best-fit separators that NFKC leaves alone.
+        "/public/..%E2%88%95admin/users",
+        "/public/..%E2%81%84admin/users",
+        "/public/..%E2%A7%B8admin/users",
+        "/public/..%C2%A5admin/users",
+        "/public/..%E2%82%A9admin/users",
+        // Accent-insensitive names.
+        "/admin%CC%81/users",
+        "/admi%C5%88/users",
+        // NTFS streams.
+        "/admin::$INDEX_ALLOCATION/users",
+        "/admin:$i30:$INDEX_ALLOCATION/users",
+        "/admin::$DATA",
+        // Format suffixes.
+        "/admin.json",
+        "/admin/users.xml",
+    ] {
+        assert_admin_only(&gateway, &upstream, &s, target).await;
+    }
+    for target in ["/secret.json", "/secret::$DATA", "/se%CC%81cret/x"] {
+        assert_eq!(
+            get(&gateway, target, Some(&s.admin)).await,
+            answer(403, "forbidden"),
+            "{target}"
+        );
+    }
+    assert!(upstream.is_untouched());
+    // Ordinary names keep working.
+    assert_forwarded(
+        &gateway,
+        &upstream,
+        None,
+        "/public/logo.png",
+        "/public/logo.png",
+    )
+    .await;
+    assert_forwarded(
+        &gateway,
+        &upstream,
+        Some(&s.user),
+        "/api/report.pdf",
+        "/api/report.pdf",
+    )
+    .await;
+    assert_forwarded(
+        &gateway,
+        &upstream,
+        Some(&s.admin),
+        "/admin/users.xml",
+        "/admin/users.xml",
+    )
+    .await;
+}
