@@ -7,10 +7,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
+use rustls::RootCertStore;
+use rustls_pki_types::ServerName;
 use serde_yaml::Value;
 
 use crate::access::{PathOptions, RuleSet};
@@ -30,6 +33,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
 pub const DEFAULT_SESSION_API_PATH: &str = "/session";
 /// Default forward-auth endpoint path.
 pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/.portcullis/auth";
+/// Default `tls.reload_interval`: how often the certificate files are checked for new contents.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Default session cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "portcullis_session";
 /// Default Redis key prefix.
@@ -138,13 +143,38 @@ pub struct PublicUrl {
     pub https: bool,
 }
 
-/// `tls`.
+/// `tls`: the listener's certificate, reloaded when its files change, and optional client
+/// certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     /// PEM certificate chain.
     pub cert_file: PathBuf,
     /// PEM private key.
     pub key_file: PathBuf,
+    /// Client certificates (mTLS), when `tls.client_ca_file` is set.
+    pub client_auth: Option<ClientAuth>,
+    /// How often the files are checked for new contents; `None` (`0s`): only on SIGHUP.
+    pub reload_interval: Option<Duration>,
+}
+
+/// `tls.client_ca_file` and `tls.client_auth`: which client certificates the listener accepts.
+/// A client certificate only restricts who may connect; it never stands in for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs whose client certificates are accepted (reloaded with the
+    /// listener's certificate).
+    pub ca_file: PathBuf,
+    /// Whether a client without a certificate may connect.
+    pub mode: ClientAuthMode,
+}
+
+/// `tls.client_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMode {
+    /// A client without a valid certificate fails the handshake (`required`, the default).
+    Required,
+    /// A client may connect without a certificate; one it presents must be valid (`optional`).
+    Optional,
 }
 
 /// `upstream`.
@@ -162,6 +192,25 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Which `Host` the upstream receives.
     pub host_header: HostHeader,
+    /// Which CAs an `https://` upstream's certificate must chain to.
+    pub trust: UpstreamTrust,
+    /// The name the upstream's certificate is checked against (and sent as SNI) instead of the
+    /// URL's host (`upstream.tls_server_name`).
+    pub tls_server_name: Option<ServerName<'static>>,
+}
+
+/// The roots an `https://` upstream's certificate is verified against.
+#[derive(Debug, Clone)]
+pub enum UpstreamTrust {
+    /// The Mozilla roots compiled in (`webpki-roots`): the same on every machine.
+    WebpkiRoots,
+    /// Only the CAs of `upstream.ca_file`, read and parsed at load.
+    CaFile {
+        /// The PEM bundle.
+        path: PathBuf,
+        /// Its certificates as trust anchors.
+        roots: Arc<RootCertStore>,
+    },
 }
 
 /// `upstream.host_header`.

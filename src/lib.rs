@@ -8,7 +8,9 @@
 //! # Layout
 //!
 //! - [`config`]: the typed, validated configuration (YAML, `${VAR}` / `${file:...}`).
-//! - [`server`]: listeners, accept loops, TLS ([`tls`]), graceful drain.
+//! - [`server`]: listeners, accept loops, per-connection TLS handshakes, graceful drain.
+//! - [`tls`]: rustls for the listener (certificate and client CA reloaded without a restart,
+//!   optional client certificates) and the roots of the `https://` upstream client.
 //! - [`router`]: canonical path, then one match: session API, forward-auth endpoint or gateway.
 //! - [`access`]: path canonicalization, the readings of a path and access rules; pure.
 //! - [`gateway`]: the phases of a proxied request: authorize (the one access decision), prepare,

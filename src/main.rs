@@ -3,11 +3,14 @@
 use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use portcullis::config::Config;
 use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
+use portcullis::tls::ListenerTls;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Exit status for an invalid configuration (sysexits `EX_CONFIG`).
 const EX_CONFIG: u8 = 78;
@@ -64,6 +67,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Installed before binding, so once the port accepts, a SIGHUP reloads and never kills.
+    let hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP");
+            return ExitCode::FAILURE;
+        }
+    };
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(err) => {
@@ -78,12 +89,27 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let reloads = tokio::spawn(reload_on_sighup(hangups, listeners.tls()));
     server::run(listeners, state, shutdown_signal()).await;
+    reloads.abort();
     ExitCode::SUCCESS
 }
 
+/// SIGHUP reloads the listener's certificate files at once (they are also watched); without
+/// TLS it is logged and ignored, never the default action of ending the process.
+async fn reload_on_sighup(mut hangups: Signal, tls: Option<Arc<ListenerTls>>) {
+    while hangups.recv().await.is_some() {
+        match &tls {
+            Some(tls) => {
+                tracing::info!("SIGHUP received: reloading the TLS certificate");
+                tls.reload().await;
+            }
+            None => tracing::info!("SIGHUP received: no TLS listener, nothing to reload"),
+        }
+    }
+}
+
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),

@@ -97,6 +97,15 @@ pub(crate) struct RawTls {
     pub cert_file: String,
     /// PEM private key file.
     pub key_file: String,
+    /// PEM bundle of the CAs whose client certificates are accepted (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// `required` (the default with `client_ca_file`) or `optional`.
+    #[serde(default)]
+    pub client_auth: Option<String>,
+    /// How often the files are checked for new contents (duration; `0s`: only on SIGHUP).
+    #[serde(default)]
+    pub reload_interval: Option<String>,
 }
 
 /// `upstream`.
@@ -120,6 +129,13 @@ pub(crate) struct RawUpstream {
     /// `preserve`, `upstream`, or a literal host.
     #[serde(default = "default_host_header")]
     pub host_header: String,
+    /// PEM bundle of the only CAs an `https://` upstream's certificate may chain to.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The name an `https://` upstream's certificate is checked against, instead of the URL's
+    /// host.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
 }
 
 /// `session`.

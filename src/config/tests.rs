@@ -12,6 +12,7 @@ use crate::access::{Allow, PathPattern};
 
 mod browser;
 mod regulation;
+mod tls;
 mod validation;
 
 /// The demo user's hash from `config.example.yaml` (password `portcullis-demo`).

@@ -21,3 +21,5 @@ mod session_api;
 mod smuggling;
 mod store;
 mod tls;
+mod tls_reload;
+mod upstream_tls;

@@ -18,13 +18,14 @@ use std::sync::OnceLock;
 use portcullis::config::Config;
 use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
+use portcullis::tls::ListenerTls;
 use tokio::sync::oneshot;
 
 pub use binary::Binary;
 pub use client::{raw, Client};
 pub use nginx::Nginx;
 pub use redis::{commands_between, RedisServer};
-pub use tls::TestCert;
+pub use tls::{Leaf, TestCa, TestCert};
 pub use upstream::Upstream;
 
 /// Passwords of the fixture users.
@@ -90,6 +91,11 @@ pub struct ConfigOptions<'a> {
     pub session: &'a str,
     /// Extra top-level YAML appended at the end.
     pub extra: &'a str,
+    /// The upstream URL's scheme and host instead of `http://<upstream address>`
+    /// (`"https://localhost"`; the upstream's port is appended).
+    pub upstream_base: Option<&'a str>,
+    /// Extra lines inside `upstream:`, each indented by two spaces (`"  ca_file: ca.pem\n"`).
+    pub upstream: &'a str,
 }
 
 /// A config for fixture R in front of `upstream` with `store`, changed as `options` says.
@@ -105,6 +111,11 @@ pub fn config_yaml_with(
         .admin_listen
         .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
     let (session, extra) = (options.session, options.extra);
+    let upstream_url = match options.upstream_base {
+        Some(base) => format!("{base}:{}", upstream.port()),
+        None => format!("http://{upstream}"),
+    };
+    let upstream_lines = options.upstream;
     let store = match store {
         Store::Memory => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
         Store::Redis(redis) => format!(
@@ -113,7 +124,7 @@ pub fn config_yaml_with(
         ),
     };
     format!(
-        "listen: \"{listen}\"\nadmin_listen: \"{admin_listen}\"\nupstream:\n  url: \"http://{upstream}\"\n  timeout: 2s\n  idle_timeout: 2s\nsession:\n{store}{session}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
+        "listen: \"{listen}\"\nadmin_listen: \"{admin_listen}\"\nupstream:\n  url: \"{upstream_url}\"\n  timeout: 2s\n  idle_timeout: 2s\n{upstream_lines}session:\n{store}{session}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
         users_yaml()
     )
 }
@@ -123,6 +134,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub state: std::sync::Arc<AppState>,
+    /// The listener's TLS config, when it has one (to watch reloads).
+    pub tls: Option<std::sync::Arc<ListenerTls>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -134,6 +147,7 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
         let listeners = Listeners::bind(&config).await.expect("bind gateway");
         let (addr, admin) = (listeners.proxy_addr(), listeners.admin_addr());
+        let tls = listeners.tls();
         let state = AppState::new(config).expect("gateway state");
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server::run(
@@ -147,6 +161,7 @@ impl Gateway {
             addr,
             admin,
             state,
+            tls,
             stop: Some(stop),
             task: Some(task),
         }

@@ -41,13 +41,6 @@ fn non_loopback_upstream_warns_and_loopback_does_not() {
 }
 
 #[test]
-fn upstream_https_is_not_supported_yet() {
-    let yaml = with_upstream("  url: https://127.0.0.1:3000\n");
-    assert_eq!(err_key(&yaml), "upstream.url");
-    assert!(err_message(&yaml).contains("not supported yet"));
-}
-
-#[test]
 fn host_header_words_and_literals() {
     let c = load_ok(&with_upstream(
         "  url: http://127.0.0.1:1\n  host_header: upstream\n",
