@@ -125,6 +125,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// The origin check on state-changing cookie requests.
     pub csrf: CsrfConfig,
+    /// Where unauthenticated page loads are sent, when configured.
+    pub login: Option<LoginConfig>,
     /// Warnings found while loading (printed at start-up and by `--check-config`).
     pub warnings: Vec<String>,
 }
@@ -338,6 +340,27 @@ pub struct CorsConfig {
 pub struct CsrfConfig {
     /// Allowed origins, normalized like [`CorsConfig::allowed_origins`].
     pub allowed_origins: Vec<String>,
+}
+
+/// `login_url`, `login_return_param` and `allowed_redirect_hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// The login page.
+    pub url: LoginUrl,
+    /// The query parameter naming the page to come back to.
+    pub return_param: String,
+    /// Hosts (`host` or `host:port`, lower-case) or `.domain` suffixes a login may return to
+    /// besides the own host.
+    pub allowed_redirect_hosts: Vec<String>,
+}
+
+/// Where the login page is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginUrl {
+    /// A path on this origin (maybe with a query).
+    Path(String),
+    /// An absolute http(s) URL elsewhere.
+    Absolute(String),
 }
 
 impl Config {

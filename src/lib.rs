@@ -25,6 +25,7 @@
 //! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
 //! - [`csrf`]: the origin check on requests that would act under a cookie.
 //! - [`cors`]: preflights and CORS headers for single-page apps on listed origins.
+//! - [`login_redirect`]: page loads sent to the login page, and safe return targets.
 //! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the immutable state shared by every request.
@@ -46,6 +47,7 @@ pub mod framing;
 pub mod gateway;
 pub mod headers;
 pub mod identity;
+pub mod login_redirect;
 pub mod regulation;
 pub mod response;
 pub mod router;

@@ -4,7 +4,7 @@
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
-use http::{Method, Request, Response, Version};
+use http::{header, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, PathError};
@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{rescue, RequestError};
 use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf, forward_auth, gateway, session_api};
+use crate::{cors, csrf, forward_auth, gateway, login_redirect, response, session_api};
 
 /// Where a canonical path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +159,42 @@ async fn dispatch(
                 .map(Reply::Own)
         }
         Route::Unknown => Err(RequestError::NotFound),
-        Route::Gateway => gateway::proxy(state, conn, request, path)
-            .await
-            .map(Reply::Upstream),
+        Route::Gateway => {
+            let login_page = login_page(state, &conn, &request, &path);
+            match gateway::proxy(state, conn, request, path).await {
+                Err(RequestError::Unauthenticated) if login_page.is_some() => {
+                    let mut response = response::empty(StatusCode::SEE_OTHER);
+                    let location = login_page.expect("checked above");
+                    response.headers_mut().insert(header::LOCATION, location);
+                    Ok(Reply::Own(response))
+                }
+                result => result.map(Reply::Upstream),
+            }
+        }
     }
+}
+
+/// Where an unauthenticated page load of `path` would be sent: only with `login_url`
+/// configured, for `GET`/`HEAD` that prefer HTML. Computed before the request is judged, since
+/// judging consumes it; costs nothing without `login_url`.
+fn login_page<B>(
+    state: &AppState,
+    conn: &ConnInfo,
+    request: &Request<B>,
+    path: &CanonicalPath,
+) -> Option<http::HeaderValue> {
+    let login = state.config.login.as_ref()?;
+    if !matches!(*request.method(), Method::GET | Method::HEAD)
+        || !login_redirect::prefers_html(request.headers())
+    {
+        return None;
+    }
+    let target = match request.uri().query() {
+        Some(query) => format!("{}?{query}", path.as_str()),
+        None => path.as_str().to_owned(),
+    };
+    let own = csrf::request_own_origin(state, conn, request.uri(), request.headers());
+    Some(login_redirect::location(login, &target, own.as_deref()))
 }
 
 /// One unambiguous authority per request (RFC 9112 §3.2, RFC 9113 §8.3.1): HTTP/1.1 needs

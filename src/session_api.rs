@@ -14,7 +14,7 @@ use crate::regulation::Admission;
 use crate::response::{self, Body};
 use crate::session::{rfc3339, SessionRecord};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf};
+use crate::{cors, csrf, login_redirect};
 
 /// Largest login body accepted, in bytes.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
@@ -28,6 +28,9 @@ const ALLOW: &str = "GET, HEAD, POST, DELETE";
 struct LoginRequest {
     username: String,
     password: String,
+    /// The page the browser came from (`login_url`'s return parameter), to be checked.
+    #[serde(default)]
+    return_to: Option<String>,
 }
 
 /// Dispatch a request on the session API path by method.
@@ -134,7 +137,21 @@ async fn login(
         .create(&user, client.to_string(), user_agent)
         .await?;
     tracing::info!(user = %user.username, %client, "login succeeded");
-    let mut response = response::json(StatusCode::CREATED, &session_json(&record, &user.roles));
+    let mut body = session_json(&record, &user.roles);
+    if let Some(target) = &login.return_to {
+        let own = csrf::request_own_origin(state, &conn, &parts.uri, &parts.headers);
+        let own_host = own
+            .as_deref()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, h)| h);
+        let allowed = state
+            .config
+            .login
+            .as_ref()
+            .map_or(&[][..], |l| &l.allowed_redirect_hosts[..]);
+        body["return_to"] = login_redirect::safe_return(target, own_host, allowed).into();
+    }
+    let mut response = response::json(StatusCode::CREATED, &body);
     response
         .headers_mut()
         .insert(header::SET_COOKIE, state.sessions.set_cookie_value(cookie));

@@ -75,6 +75,15 @@ pub(crate) struct RawConfig {
     /// The origin check on state-changing cookie requests.
     #[serde(default)]
     pub csrf: RawCsrf,
+    /// Where unauthenticated page loads are sent (a path on this origin or an absolute URL).
+    #[serde(default)]
+    pub login_url: Option<String>,
+    /// The query parameter of `login_url` that names the page to come back to.
+    #[serde(default = "default_login_return_param")]
+    pub login_return_param: String,
+    /// Hosts (or `.domain` suffixes) besides the own host a login may return to.
+    #[serde(default)]
+    pub allowed_redirect_hosts: Vec<String>,
     /// Idle client keep-alive connections are closed after this long (duration).
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: String,
@@ -453,6 +462,9 @@ impl Default for RawAdmin {
     }
 }
 
+fn default_login_return_param() -> String {
+    "return_to".into()
+}
 fn default_listen() -> String {
     DEFAULT_LISTEN.into()
 }

@@ -96,6 +96,12 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         max_connections: count("max_connections", &raw.max_connections)?,
     };
     let (cors, csrf) = browser::cors_and_csrf(&raw.cors, &raw.csrf)?;
+    let login = browser::login(
+        raw.login_url.as_deref(),
+        &raw.login_return_param,
+        &raw.allowed_redirect_hosts,
+    )?;
+    browser::warn_unless_login_page_is_public(login.as_ref(), &access, &paths, &mut warnings);
     Ok(Config {
         listen,
         admin_listen,
@@ -117,6 +123,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         server,
         cors,
         csrf,
+        login,
         warnings,
     })
 }
