@@ -75,6 +75,9 @@ pub(crate) struct RawConfig {
     /// The origin check on state-changing cookie requests.
     #[serde(default)]
     pub csrf: RawCsrf,
+    /// Log format and level.
+    #[serde(default)]
+    pub log: RawLog,
     /// Idle client keep-alive connections are closed after this long (duration).
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: String,
@@ -327,6 +330,25 @@ pub(crate) struct RawCsrf {
     /// Origins besides the own origin whose state-changing requests pass; absent means
     /// `cors.allowed_origins`.
     pub allowed_origins: Option<Vec<String>>,
+}
+
+/// `log`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawLog {
+    /// `text` or `json`.
+    pub format: String,
+    /// `trace`, `debug`, `info`, `warn`, `error` or `off`; `RUST_LOG`, when set, overrides it.
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
 }
 
 impl Default for RawCors {

@@ -20,6 +20,7 @@ use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
 mod browser;
 mod endpoints;
+mod log;
 mod paths;
 mod regulation;
 mod session;
@@ -96,6 +97,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         max_connections: count("max_connections", &raw.max_connections)?,
     };
     let (cors, csrf) = browser::cors_and_csrf(&raw.cors, &raw.csrf)?;
+    let log = log::log(&raw.log)?;
     Ok(Config {
         listen,
         admin_listen,
@@ -117,6 +119,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         server,
         cors,
         csrf,
+        log,
         warnings,
     })
 }
