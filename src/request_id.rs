@@ -36,7 +36,8 @@ impl RequestId {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
         getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
-        Self(HeaderValue::from_str(&hex::encode(bytes)).expect("hex is a valid header value"))
+        let hex = bytes::Bytes::from(hex::encode(bytes));
+        Self(HeaderValue::from_maybe_shared(hex).expect("hex is a valid header value"))
     }
 
     /// The id as text.

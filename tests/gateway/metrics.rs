@@ -302,13 +302,17 @@ async fn a_frozen_redis_counts_store_unavailable_and_store_up_drops_to_0() {
         post_login(&mut gateway.client(), "admin", ADMIN_PW).await,
         503
     );
+    // The logout still expires the cookie, and counts as the store error it answers with.
+    let reply = user.delete("/session").await;
+    assert_eq!(reply.status, 503);
+    assert!(user.cookie("gw_sid").is_none(), "{:?}", reply.set_cookies());
     // The health check pings every 2 s with a 300 ms timeout.
     let scrape = wait_for_store_up(&gateway, 0.0, Duration::from_secs(5)).await;
     redis.thaw();
 
     assert_eq!(
         scrape.series("portcullis_requests_total"),
-        requests(&[("own", "2xx", 1.0), ("store_unavailable", "5xx", 2.0)]),
+        requests(&[("own", "2xx", 1.0), ("store_unavailable", "5xx", 3.0)]),
         "{}",
         scrape.text
     );
@@ -325,6 +329,7 @@ async fn a_frozen_redis_counts_store_unavailable_and_store_up_drops_to_0() {
     let errors =
         |operation| scrape.value("portcullis_store_errors_total", &[("operation", operation)]);
     assert_eq!(errors("load"), 1.0, "{}", scrape.text);
+    assert_eq!(errors("delete"), 1.0, "the logout");
     assert!(errors("ttl") >= 1.0, "the ban lookup of the second login");
     assert!(errors("ping") >= 1.0, "the health check");
     assert_eq!(errors("create"), 0.0);
