@@ -237,7 +237,7 @@ impl StatusClass {
 }
 
 impl LoginResult {
-    /// Every result, in the order of [`Metrics::login_attempts`].
+    /// Every result, in the order the login counters are kept.
     pub const ALL: [LoginResult; 5] = [
         LoginResult::Success,
         LoginResult::Invalid,
