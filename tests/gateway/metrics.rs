@@ -212,14 +212,17 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
     }
     assert_eq!(scrape.series("portcullis_login_attempts_total").len(), 5);
 
-    // The memory store, operation by operation: three ban lookups per login attempt, the
-    // failure's three counters and its ban, the success's counter reset and session, two session
-    // reads and the logout's delete. Pings come from the health check, on its own clock.
+    // The memory store, operation by operation: three ban lookups per login attempt, three
+    // counters for each admitted one; the success resets its own counter and takes itself back
+    // from the other two, then writes the session; the failure starts its ban and resets that
+    // window's counter; two session reads; the logout's delete. Pings come from the health
+    // check, on its own clock.
     for (operation, count) in [
         ("ttl", 9.0),
-        ("incr", 3.0),
+        ("incr", 6.0),
+        ("decr", 2.0),
         ("create", 2.0),
-        ("delete", 2.0),
+        ("delete", 3.0),
         ("load", 2.0),
         ("touch", 0.0),
     ] {
@@ -235,7 +238,7 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
     let labels = [("operation", "ping")];
     let name = "portcullis_store_operation_duration_seconds_count";
     assert!(scrape.value(name, &labels) >= 1.0);
-    assert_eq!(scrape.series("portcullis_store_errors_total").len(), 7);
+    assert_eq!(scrape.series("portcullis_store_errors_total").len(), 8);
     assert_eq!(scrape.value("portcullis_store_up", &[]), 1.0);
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
@@ -363,5 +366,47 @@ async fn metrics_are_never_served_on_the_proxy_listener() {
     assert_eq!(
         (reply.status, reply.error_code().as_str()),
         (405, "method_not_allowed")
+    );
+}
+
+#[tokio::test]
+async fn forward_auth_decisions_count_as_allowed_or_as_their_refusal() {
+    let (upstream, gateway) =
+        support::setup_with(Store::Memory, "trusted_proxies: [\"127.0.0.1/32\"]\n").await;
+    let mut user = gateway.client();
+    login(&mut user, "user", USER_PW).await;
+    let describe = |uri: &'static str| [("x-forwarded-method", "GET"), ("x-forwarded-uri", uri)];
+    let endpoint = "/.portcullis/auth";
+    let reply = user
+        .send(Method::GET, endpoint, &describe("/api/x"), Bytes::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-auth-user"), Some("user"));
+    let reply = user
+        .send(Method::GET, endpoint, &describe("/admin/x"), Bytes::new())
+        .await;
+    assert_eq!(reply.status, 403);
+    let reply = gateway
+        .client()
+        .send(Method::GET, endpoint, &describe("/api/x"), Bytes::new())
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(upstream.is_untouched());
+
+    let scrape = Scrape::of(&gateway).await;
+    assert_eq!(
+        scrape.series("portcullis_requests_total"),
+        requests(&[
+            ("own", "2xx", 1.0),
+            ("allowed", "2xx", 1.0),
+            ("forbidden", "4xx", 1.0),
+            ("unauthenticated", "4xx", 1.0),
+        ]),
+        "{}",
+        scrape.text
+    );
+    assert_eq!(
+        scrape.value("portcullis_upstream_duration_seconds_count", &[]),
+        0.0
     );
 }
