@@ -87,7 +87,7 @@ pub enum ConfigError {
 pub struct Config {
     /// Proxy listener address.
     pub listen: SocketAddr,
-    /// Admin listener address (`/healthz`, `/readyz`).
+    /// Admin listener address (`/healthz`, `/readyz`, `/metrics`).
     pub admin_listen: SocketAddr,
     /// The origin browsers use, when TLS is terminated in front of Portcullis.
     pub public_url: Option<PublicUrl>,
@@ -127,6 +127,8 @@ pub struct Config {
     pub csrf: CsrfConfig,
     /// Where unauthenticated page loads are sent, when configured.
     pub login: Option<LoginConfig>,
+    /// Log format and level.
+    pub log: LogConfig,
     /// Warnings found while loading (printed at start-up and by `--check-config`).
     pub warnings: Vec<String>,
 }
@@ -361,6 +363,24 @@ pub enum LoginUrl {
     Path(String),
     /// An absolute http(s) URL elsewhere.
     Absolute(String),
+}
+
+/// `log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// How log lines are written.
+    pub format: LogFormat,
+    /// The most verbose level written, unless `RUST_LOG` says otherwise.
+    pub level: tracing::level_filters::LevelFilter,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (`text`).
+    Text,
+    /// One JSON object per line (`json`), fields at the top level.
+    Json,
 }
 
 impl Config {

@@ -4,7 +4,10 @@
 //! Access is decided before the request body is touched, so a denied request never gets
 //! `100 Continue` and its body is never read. [`authorize`] is the one access decision: the
 //! forward-auth endpoint ([`crate::forward_auth`]) runs it on the request a trusted proxy
-//! describes, so both shapes answer every request alike.
+//! describes, so both shapes answer every request alike. The phases note what the access log
+//! needs (the session's user) in the [`RequestContext`].
+
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response};
@@ -12,8 +15,10 @@ use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, Decision};
 use crate::config::HostHeader;
+use crate::context::RequestContext;
 use crate::error::RequestError;
 use crate::headers::{self, ForwardedContext};
+use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::response::Body;
 use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
@@ -48,6 +53,7 @@ pub async fn proxy(
     conn: ConnInfo,
     request: Request<Incoming>,
     canonical_path: CanonicalPath,
+    ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let access = AccessRequest {
         method: request.method(),
@@ -55,25 +61,32 @@ pub async fn proxy(
         headers: request.headers(),
         own_origin: csrf::request_own_origin(state, &conn, request.uri(), request.headers()),
     };
-    let identity = authorize(state, &access).await?;
+    let identity = authorize(state, &access, ctx).await?;
     let request = prepare(
         state,
         conn,
         request,
         canonical_path.as_str(),
         identity.as_ref(),
+        &ctx.id,
     );
-    let mut response = state.upstream.send(request).await?;
+    ctx.user = identity.map(|identity| identity.user);
+    let started = Instant::now();
+    let response = state.upstream.send(request).await;
+    state.metrics.observe_upstream(started.elapsed());
+    let mut response = response?;
     headers::clean_response(response.headers_mut(), state.sessions.cookie_name());
     Ok(response)
 }
 
 /// Apply the rules; read the session only when they need it. `Ok(None)` allows without identity,
 /// `Ok(Some)` with it; a denial is an error (401 without a session, 403 with one, 403 `csrf`,
-/// 503 when a needed session cannot be read).
+/// 503 when a needed session cannot be read). The user of a session that is refused is noted in
+/// `ctx` for the access log (an allowed one travels in the identity).
 pub async fn authorize(
     state: &AppState,
     request: &AccessRequest<'_>,
+    ctx: &mut RequestContext,
 ) -> Result<Option<Identity>, RequestError> {
     let access = &state.config.access;
     let (method, headers) = (request.method, request.headers);
@@ -117,13 +130,19 @@ pub async fn authorize(
             .map(identity)),
         Decision::Session { .. } => match load_session(state, headers).await? {
             Some(session) if decision.permits(&session.roles) => Ok(Some(identity(session))),
-            Some(_) => Err(RequestError::Forbidden),
+            Some(session) => {
+                ctx.user = Some(session.record.user);
+                Err(RequestError::Forbidden)
+            }
             None => Err(RequestError::Unauthenticated),
         },
         // Never allowed; the session is read only to tell 403 from 401.
         Decision::Deny => match state.sessions.find_cookie(headers) {
             CookieLookup::Present(_) => match load_session(state, headers).await? {
-                Some(_) => Err(RequestError::Forbidden),
+                Some(session) => {
+                    ctx.user = Some(session.record.user);
+                    Err(RequestError::Forbidden)
+                }
                 None => Err(RequestError::Unauthenticated),
             },
             _ => Err(RequestError::Unauthenticated),
@@ -151,13 +170,15 @@ fn identity(session: ActiveSession) -> Identity {
     }
 }
 
-/// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding.
+/// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding,
+/// request id.
 fn prepare(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
     canonical_path: &str,
     identity: Option<&Identity>,
+    request_id: &RequestId,
 ) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
@@ -192,6 +213,8 @@ fn prepare(
     if let Some(identity) = identity {
         headers::inject_identity(h, &ids.user, &ids.roles, &identity.user, &identity.roles);
     }
+    // Replaces whatever the client sent: the id is the client's only if it was kept.
+    h.insert(X_REQUEST_ID, request_id.header_value());
     let host = match &config.upstream.host_header {
         HostHeader::Preserve => client_host,
         HostHeader::Upstream => HeaderValue::from_str(state.upstream.authority().as_str()).ok(),

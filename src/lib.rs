@@ -16,7 +16,8 @@
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
-//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
+//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends
+//!   and a wrapper that measures either.
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
@@ -26,7 +27,10 @@
 //! - [`csrf`]: the origin check on requests that would act under a cookie.
 //! - [`cors`]: preflights and CORS headers for single-page apps on listed origins.
 //! - [`login_redirect`]: page loads sent to the login page, and safe return targets.
-//! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on the admin listener.
+//! - [`metrics`]: the Prometheus metrics and their text exposition; pure.
+//! - [`context`]: the per-request context the phases fill in, and the access log line.
+//! - [`request_id`]: `X-Request-Id`, kept from trusted proxies or generated.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the immutable state shared by every request.
 //! - [`watchdog`]: header-read and keep-alive limits per connection.
@@ -38,6 +42,7 @@ pub mod access;
 pub mod admin;
 pub mod client_addr;
 pub mod config;
+pub mod context;
 pub mod cors;
 pub mod csrf;
 pub mod error;
@@ -48,7 +53,9 @@ pub mod gateway;
 pub mod headers;
 pub mod identity;
 pub mod login_redirect;
+pub mod metrics;
 pub mod regulation;
+pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod server;

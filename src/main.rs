@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::config::Config;
+use portcullis::config::{Config, LogConfig, LogFormat};
 use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
+use tracing_subscriber::EnvFilter;
 
 /// Exit status for an invalid configuration (sysexits `EX_CONFIG`).
 const EX_CONFIG: u8 = 78;
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
         println!("config OK: {}", path.display());
         return ExitCode::SUCCESS;
     }
-    init_tracing();
+    init_tracing(&config.log);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -64,6 +65,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Before the listeners exist: once a client can connect, a signal ends the process gracefully.
+    let shutdown = shutdown_signal();
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(err) => {
@@ -78,28 +81,48 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    server::run(listeners, state, shutdown_signal()).await;
+    server::run(listeners, state, shutdown).await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
+/// Resolves at SIGTERM or SIGINT. The handlers are installed here, before the future is first
+/// polled: a signal that arrives while the accept loop is still starting is a graceful shutdown,
+/// not the default action's abrupt exit.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    let mut int = signal(SignalKind::interrupt()).expect("cannot listen for SIGINT");
+    async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Log to stderr as `log` says; `RUST_LOG`, when set to valid directives, overrides
+/// `log.level`.
+fn init_tracing(log: &LogConfig) {
+    let builder = || EnvFilter::builder().with_default_directive(log.level.into());
+    let filter = builder()
+        .try_from_env()
+        .unwrap_or_else(|_| builder().parse_lossy(""));
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match log.format {
         // Colour only for a person at a terminal, never in files, pipes or container logs.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => subscriber
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line, the event's fields beside timestamp, level and target.
+        LogFormat::Json => subscriber
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn hash_password() -> ExitCode {

@@ -222,6 +222,7 @@ fn serve_proxy(
     tokio::spawn(async move {
         // Held for the connection's whole life, TLS handshake included.
         let _slot = slot;
+        let _open = state.metrics.connection_opened();
         let conn = ConnInfo {
             peer,
             tls: tls.is_some(),

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use crate::config::{Config, StoreConfig};
 use crate::forward::Upstream;
 use crate::identity::{Hasher, Users};
+use crate::metrics::Metrics;
 use crate::regulation::Regulator;
-use crate::session::store::{MemoryStore, RedisStore};
+use crate::session::store::{MemoryStore, MeteredStore, RedisStore};
 use crate::session::{SessionStore, Sessions};
 
-/// Everything a request needs: config, sessions, users, the upstream client, health flags.
+/// Everything a request needs: config, sessions, users, the upstream client, metrics, health
+/// flags.
 #[derive(Debug)]
 pub struct AppState {
     /// The validated configuration.
@@ -26,6 +28,8 @@ pub struct AppState {
     pub hasher: Hasher,
     /// The upstream client.
     pub upstream: Upstream,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
     /// Set once shutdown starts: readiness fails so load balancers stop sending.
     pub draining: AtomicBool,
     /// Result of the last store health check.
@@ -49,7 +53,8 @@ pub struct StoreSetupError(#[source] redis::RedisError);
 impl AppState {
     /// Build the state from a validated config. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> Result<Arc<Self>, StoreSetupError> {
-        let store: Arc<dyn SessionStore> = match &config.session.store {
+        let metrics = Metrics::new();
+        let backend: Arc<dyn SessionStore> = match &config.session.store {
             StoreConfig::Memory => {
                 let store = MemoryStore::new();
                 store.spawn_sweeper();
@@ -60,6 +65,8 @@ impl AppState {
                     .map_err(StoreSetupError)?,
             ),
         };
+        let store: Arc<dyn SessionStore> =
+            Arc::new(MeteredStore::new(backend, metrics.store().clone()));
         Ok(Arc::new(Self {
             sessions: Sessions::new(&config.session, Arc::clone(&store)),
             regulator: Regulator::new(&config.regulation, &config.session.key_prefix, store),
@@ -69,6 +76,7 @@ impl AppState {
                 config.identity.hash_queue,
             ),
             upstream: Upstream::new(&config.upstream),
+            metrics,
             draining: AtomicBool::new(false),
             store_up: AtomicBool::new(true),
             config,

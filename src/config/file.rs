@@ -84,6 +84,9 @@ pub(crate) struct RawConfig {
     /// Hosts (or `.domain` suffixes) besides the own host a login may return to.
     #[serde(default)]
     pub allowed_redirect_hosts: Vec<String>,
+    /// Log format and level.
+    #[serde(default)]
+    pub log: RawLog,
     /// Idle client keep-alive connections are closed after this long (duration).
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: String,
@@ -336,6 +339,25 @@ pub(crate) struct RawCsrf {
     /// Origins besides the own origin whose state-changing requests pass; absent means
     /// `cors.allowed_origins`.
     pub allowed_origins: Option<Vec<String>>,
+}
+
+/// `log`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawLog {
+    /// `text` or `json`.
+    pub format: String,
+    /// `trace`, `debug`, `info`, `warn`, `error` or `off`; `RUST_LOG`, when set, overrides it.
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
 }
 
 impl Default for RawCors {

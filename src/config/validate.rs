@@ -20,6 +20,7 @@ use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
 mod browser;
 mod endpoints;
+mod log;
 mod paths;
 mod regulation;
 mod session;
@@ -102,6 +103,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         &raw.allowed_redirect_hosts,
     )?;
     browser::warn_unless_login_page_is_public(login.as_ref(), &access, &paths, &mut warnings);
+    let log = log::log(&raw.log)?;
     Ok(Config {
         listen,
         admin_listen,
@@ -124,6 +126,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         cors,
         csrf,
         login,
+        log,
         warnings,
     })
 }

@@ -13,6 +13,8 @@ mod forward_auth_nginx;
 mod forwarded;
 mod h2_limits;
 mod lifetimes;
+mod logs;
+mod metrics;
 mod outage;
 mod paths;
 mod proxy;

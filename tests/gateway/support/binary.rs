@@ -55,6 +55,8 @@ pub struct Binary {
 
 impl Binary {
     /// Start the gateway on `yaml` with `env` added to the environment; stderr goes to a file.
+    /// `RUST_LOG` is not inherited from the test's environment (it would override `log.level`):
+    /// pass it in `env` to set it.
     pub fn run(yaml: &str, env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), yaml);
@@ -65,7 +67,8 @@ impl Binary {
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(File::create(&stderr).unwrap());
+            .stderr(File::create(&stderr).unwrap())
+            .env_remove("RUST_LOG");
         for (name, value) in env {
             command.env(name, value);
         }
