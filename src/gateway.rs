@@ -5,9 +5,14 @@
 //! `100 Continue` and its body is never read. [`authorize`] is the one access decision: the
 //! forward-auth endpoint ([`crate::forward_auth`]) runs it on the request a trusted proxy
 //! describes, so both shapes answer every request alike.
+//!
+//! A WebSocket handshake ([`websocket::is_handshake`]) takes the same phases and keeps its
+//! `Connection: upgrade` + `Upgrade: websocket` pair; when the upstream switches protocols, the
+//! `101` is relayed and [`crate::tunnel`] copies bytes both ways. Any other upgrade is a plain
+//! request with its upgrade headers removed.
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, Decision};
@@ -17,7 +22,7 @@ use crate::headers::{self, ForwardedContext};
 use crate::response::Body;
 use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf};
+use crate::{cors, csrf, websocket};
 
 /// The identity an allowed request carries, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +51,7 @@ pub struct AccessRequest<'a> {
 pub async fn proxy(
     state: &AppState,
     conn: ConnInfo,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     canonical_path: CanonicalPath,
 ) -> Result<Response<Body>, RequestError> {
     let access = AccessRequest {
@@ -56,16 +61,35 @@ pub async fn proxy(
         own_origin: csrf::request_own_origin(state, &conn, request.uri(), request.headers()),
     };
     let identity = authorize(state, &access).await?;
+    let handshake = websocket::is_handshake(request.method(), request.version(), request.headers());
+    // Taken before the request goes upstream: the client's side of the switch, fulfilled by
+    // hyper once the `101` is written.
+    let client_side = handshake.then(|| hyper::upgrade::on(&mut request));
     let request = prepare(
         state,
         conn,
         request,
         canonical_path.as_str(),
         identity.as_ref(),
+        handshake,
     );
-    let mut response = state.upstream.send(request).await?;
+    let mut response = state.upstream.send(request, handshake).await?;
     headers::clean_response(response.headers_mut(), state.sessions.cookie_name());
-    Ok(response)
+    match client_side {
+        // `send` lets a 101 through only for a WebSocket handshake, and only to WebSocket.
+        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let upstream_side = hyper::upgrade::on(&mut response);
+            state.tunnels.open(client_side, upstream_side);
+            let h = response.headers_mut();
+            websocket::restore_upgrade_headers(h);
+            // A 101 has no body (RFC 9110 §8.6): what follows it is the tunnel.
+            h.remove(header::CONTENT_LENGTH);
+            let (parts, _) = response.into_parts();
+            Ok(Response::from_parts(parts, crate::response::full("")))
+        }
+        // Refused (any other status): relayed as the normal response it is.
+        _ => Ok(response),
+    }
 }
 
 /// Apply the rules; read the session only when they need it. `Ok(None)` allows without identity,
@@ -147,13 +171,15 @@ fn identity(session: ActiveSession) -> Identity {
     }
 }
 
-/// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding.
+/// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding;
+/// a WebSocket handshake keeps its upgrade pair.
 fn prepare(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
     canonical_path: &str,
     identity: Option<&Identity>,
+    websocket_handshake: bool,
 ) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
@@ -169,6 +195,9 @@ fn prepare(
     let h = &mut parts.headers;
     // Hop-by-hop first: a client's `Connection:` may only remove what the client sent.
     headers::remove_hop_by_hop(h);
+    if websocket_handshake {
+        websocket::restore_upgrade_headers(h);
+    }
     headers::remove_method_overrides(h);
     h.remove(header::EXPECT);
     let ids = &config.identity_headers;

@@ -15,6 +15,8 @@
 //!   forward.
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.
+//! - [`websocket`]: which requests and `101` answers are a WebSocket handshake; pure.
+//! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
 //! - [`session_api`]: log in, tell the session, log out.
@@ -54,4 +56,6 @@ pub mod session;
 pub mod session_api;
 pub mod state;
 pub mod tls;
+pub mod tunnel;
 pub mod watchdog;
+pub mod websocket;

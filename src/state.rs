@@ -10,8 +10,10 @@ use crate::identity::{Hasher, Users};
 use crate::regulation::Regulator;
 use crate::session::store::{MemoryStore, RedisStore};
 use crate::session::{SessionStore, Sessions};
+use crate::tunnel::Tunnels;
 
-/// Everything a request needs: config, sessions, users, the upstream client, health flags.
+/// Everything a request needs: config, sessions, users, the upstream client and its tunnels,
+/// health flags.
 #[derive(Debug)]
 pub struct AppState {
     /// The validated configuration.
@@ -26,6 +28,8 @@ pub struct AppState {
     pub hasher: Hasher,
     /// The upstream client.
     pub upstream: Upstream,
+    /// Open WebSocket tunnels (closed together at the end of shutdown).
+    pub tunnels: Tunnels,
     /// Set once shutdown starts: readiness fails so load balancers stop sending.
     pub draining: AtomicBool,
     /// Result of the last store health check.
@@ -69,6 +73,7 @@ impl AppState {
                 config.identity.hash_queue,
             ),
             upstream: Upstream::new(&config.upstream),
+            tunnels: Tunnels::new(config.upstream.websocket_max_lifetime),
             draining: AtomicBool::new(false),
             store_up: AtomicBool::new(true),
             config,

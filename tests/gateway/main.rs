@@ -21,3 +21,4 @@ mod session_api;
 mod smuggling;
 mod store;
 mod tls;
+mod websockets;
