@@ -166,6 +166,9 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Which `Host` the upstream receives.
     pub host_header: HostHeader,
+    /// An open WebSocket tunnel is closed after this long; `None`: no limit. The other upstream
+    /// timeouts bound the handshake only, never an open tunnel.
+    pub websocket_max_lifetime: Option<Duration>,
 }
 
 /// `upstream.host_header`.

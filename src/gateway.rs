@@ -6,11 +6,16 @@
 //! forward-auth endpoint ([`crate::forward_auth`]) runs it on the request a trusted proxy
 //! describes, so both shapes answer every request alike. The phases note what the access log
 //! needs (the session's user) in the [`RequestContext`].
+//!
+//! A WebSocket handshake ([`websocket::is_handshake`]) takes the same phases and keeps its
+//! `Connection: upgrade` + `Upgrade: websocket` pair; when the upstream switches protocols, the
+//! `101` is relayed and [`crate::tunnel`] copies bytes both ways. Any other upgrade is a plain
+//! request with its upgrade headers removed.
 
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, Decision};
@@ -22,7 +27,7 @@ use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::response::Body;
 use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf};
+use crate::{cors, csrf, websocket};
 
 /// The identity an allowed request carries, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +56,7 @@ pub struct AccessRequest<'a> {
 pub async fn proxy(
     state: &AppState,
     conn: ConnInfo,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     canonical_path: CanonicalPath,
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
@@ -62,6 +67,10 @@ pub async fn proxy(
         own_origin: csrf::request_own_origin(state, &conn, request.uri(), request.headers()),
     };
     let identity = authorize(state, &access, ctx).await?;
+    let handshake = websocket::is_handshake(request.method(), request.version(), request.headers());
+    // Taken before the request goes upstream: the client's side of the switch, fulfilled by
+    // hyper once the `101` is written.
+    let client_side = handshake.then(|| hyper::upgrade::on(&mut request));
     let request = prepare(
         state,
         conn,
@@ -69,14 +78,29 @@ pub async fn proxy(
         canonical_path.as_str(),
         identity.as_ref(),
         &ctx.id,
+        handshake,
     );
     ctx.user = identity.map(|identity| identity.user);
     let started = Instant::now();
-    let response = state.upstream.send(request).await;
+    let response = state.upstream.send(request, handshake).await;
     state.metrics.observe_upstream(started.elapsed());
     let mut response = response?;
     headers::clean_response(response.headers_mut(), state.sessions.cookie_name());
-    Ok(response)
+    match client_side {
+        // `send` lets a 101 through only for a WebSocket handshake, and only to WebSocket.
+        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let upstream_side = hyper::upgrade::on(&mut response);
+            state.tunnels.open(client_side, upstream_side);
+            let h = response.headers_mut();
+            websocket::restore_upgrade_headers(h);
+            // A 101 has no body (RFC 9110 §8.6): what follows it is the tunnel.
+            h.remove(header::CONTENT_LENGTH);
+            let (parts, _) = response.into_parts();
+            Ok(Response::from_parts(parts, crate::response::full("")))
+        }
+        // Refused (any other status): relayed as the normal response it is.
+        _ => Ok(response),
+    }
 }
 
 /// Apply the rules; read the session only when they need it. `Ok(None)` allows without identity,
@@ -171,7 +195,7 @@ fn identity(session: ActiveSession) -> Identity {
 }
 
 /// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding,
-/// request id.
+/// request id; a WebSocket handshake keeps its upgrade pair.
 fn prepare(
     state: &AppState,
     conn: ConnInfo,
@@ -179,6 +203,7 @@ fn prepare(
     canonical_path: &str,
     identity: Option<&Identity>,
     request_id: &RequestId,
+    websocket_handshake: bool,
 ) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
@@ -194,6 +219,9 @@ fn prepare(
     let h = &mut parts.headers;
     // Hop-by-hop first: a client's `Connection:` may only remove what the client sent.
     headers::remove_hop_by_hop(h);
+    if websocket_handshake {
+        websocket::restore_upgrade_headers(h);
+    }
     headers::remove_method_overrides(h);
     h.remove(header::EXPECT);
     let ids = &config.identity_headers;

@@ -15,6 +15,8 @@
 //!   forward.
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.
+//! - [`websocket`]: which requests and `101` answers are a WebSocket handshake; pure.
+//! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends
 //!   and a wrapper that measures either.
@@ -63,4 +65,6 @@ pub mod session;
 pub mod session_api;
 pub mod state;
 pub mod tls;
+pub mod tunnel;
 pub mod watchdog;
+pub mod websocket;

@@ -11,9 +11,10 @@ use crate::metrics::Metrics;
 use crate::regulation::Regulator;
 use crate::session::store::{MemoryStore, MeteredStore, RedisStore};
 use crate::session::{SessionStore, Sessions};
+use crate::tunnel::Tunnels;
 
-/// Everything a request needs: config, sessions, users, the upstream client, metrics, health
-/// flags.
+/// Everything a request needs: config, sessions, users, the upstream client and its tunnels,
+/// metrics, health flags.
 #[derive(Debug)]
 pub struct AppState {
     /// The validated configuration.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub upstream: Upstream,
     /// What `/metrics` reports.
     pub metrics: Metrics,
+    /// Open WebSocket tunnels (closed together at the end of shutdown).
+    pub tunnels: Tunnels,
     /// Set once shutdown starts: readiness fails so load balancers stop sending.
     pub draining: AtomicBool,
     /// Result of the last store health check.
@@ -77,6 +80,7 @@ impl AppState {
             ),
             upstream: Upstream::new(&config.upstream),
             metrics,
+            tunnels: Tunnels::new(config.upstream.websocket_max_lifetime),
             draining: AtomicBool::new(false),
             store_up: AtomicBool::new(true),
             config,

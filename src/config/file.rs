@@ -132,6 +132,9 @@ pub(crate) struct RawUpstream {
     /// `preserve`, `upstream`, or a literal host.
     #[serde(default = "default_host_header")]
     pub host_header: String,
+    /// An open WebSocket tunnel is closed after this long (duration); absent: no limit.
+    #[serde(default)]
+    pub websocket_max_lifetime: Option<String>,
 }
 
 /// `session`.

@@ -392,6 +392,11 @@ fn upstream(raw: &RawUpstream, warnings: &mut Vec<String>) -> Result<UpstreamCon
         idle_timeout: positive_duration("upstream.idle_timeout", &raw.idle_timeout)?,
         pool_idle_timeout: duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
         host_header,
+        websocket_max_lifetime: raw
+            .websocket_max_lifetime
+            .as_deref()
+            .map(|text| positive_duration("upstream.websocket_max_lifetime", text))
+            .transpose()?,
     })
 }
 

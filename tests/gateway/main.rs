@@ -23,3 +23,4 @@ mod session_api;
 mod smuggling;
 mod store;
 mod tls;
+mod websockets;
