@@ -7,6 +7,7 @@ mod admin;
 mod browsers;
 mod cases;
 mod cli;
+mod deploy;
 mod connections;
 mod forward_auth;
 mod forward_auth_nginx;
