@@ -112,7 +112,8 @@ pub async fn authorize(
     request: &AccessRequest<'_>,
     ctx: &mut RequestContext,
 ) -> Result<Option<Identity>, RequestError> {
-    let access = &state.config.access;
+    let policy = state.policy();
+    let access = &policy.access;
     let (method, headers) = (request.method, request.headers);
     // A listed origin's preflight carries no credentials and asks about another method: it is
     // allowed without identity unless the rules deny OPTIONS itself or the method asked about.
@@ -184,7 +185,7 @@ async fn load_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<ActiveSession>, crate::session::StoreError> {
-    state.sessions.resolve(headers, &state.users).await
+    state.sessions.resolve(headers, &state.policy().users).await
 }
 
 fn identity(session: ActiveSession) -> Identity {

@@ -34,7 +34,8 @@
 //! - [`context`]: the per-request context the phases fill in, and the access log line.
 //! - [`request_id`]: `X-Request-Id`, kept from trusted proxies or generated.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
-//! - [`state`]: the immutable state shared by every request.
+//! - [`state`]: the state shared by every request; [`reload`]: users, rules and secrets anew
+//!   on SIGHUP.
 //! - [`watchdog`]: header-read and keep-alive limits per connection.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -57,6 +58,7 @@ pub mod identity;
 pub mod login_redirect;
 pub mod metrics;
 pub mod regulation;
+pub mod reload;
 pub mod request_id;
 pub mod response;
 pub mod router;

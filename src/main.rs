@@ -61,10 +61,10 @@ fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the Tokio runtime");
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, path))
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, path: PathBuf) -> ExitCode {
     // Before the listeners exist: once a client can connect, a signal ends the process gracefully.
     let shutdown = shutdown_signal();
     let listeners = match Listeners::bind(&config).await {
@@ -81,6 +81,10 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(err) = portcullis::reload::on_hangup(path, std::sync::Arc::clone(&state)) {
+        tracing::error!(error = %err, "cannot listen for SIGHUP");
+        return ExitCode::FAILURE;
+    }
     server::run(listeners, state, shutdown).await;
     ExitCode::SUCCESS
 }

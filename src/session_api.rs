@@ -128,11 +128,12 @@ async fn attempt_login(
         }
     };
     // Only names that exist are logged: a typed password in the username field stays out.
-    let known = state
+    let policy = state.policy();
+    let known = policy
         .users
         .get(&login.username)
         .map(|u| u.username.as_str());
-    let user = match state
+    let user = match policy
         .users
         .authenticate(&state.hasher, &login.username, &login.password)
         .await
@@ -195,7 +196,7 @@ async fn status(
 ) -> Result<Response<Body>, RequestError> {
     let Some(session) = state
         .sessions
-        .resolve(request.headers(), &state.users)
+        .resolve(request.headers(), &state.policy().users)
         .await?
     else {
         return Err(RequestError::Unauthenticated);

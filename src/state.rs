@@ -1,9 +1,13 @@
-//! The immutable state shared by every request, built once at start-up.
+//! The state shared by every request, built once at start-up. What a config reload may change
+//! (users, access rules, session secrets) is swapped whole, so a request sees one version.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
+use crate::access::RuleSet;
 use crate::config::{Config, StoreConfig};
 use crate::forward::Upstream;
 use crate::identity::{Hasher, Users};
@@ -17,14 +21,15 @@ use crate::tunnel::Tunnels;
 /// metrics, health flags.
 #[derive(Debug)]
 pub struct AppState {
-    /// The validated configuration.
+    /// The configuration as loaded at start. Its `users` and `access` are not read after start:
+    /// [`AppState::policy`] holds the current ones, and the session secrets live in `sessions`.
     pub config: Config,
+    /// Users and access rules, swapped whole by [`AppState::reload`].
+    policy: ArcSwap<Policy>,
     /// Session lifecycle over the configured store.
     pub sessions: Sessions,
     /// Failed-login regulation over the same store.
     pub regulator: Regulator,
-    /// Local users.
-    pub users: Users,
     /// The password hashing pool.
     pub hasher: Hasher,
     /// The upstream client.
@@ -37,6 +42,15 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Result of the last store health check.
     pub store_up: AtomicBool,
+}
+
+/// What a config reload replaces: who may log in and what each request may do.
+#[derive(Debug)]
+pub struct Policy {
+    /// Local users.
+    pub users: Users,
+    /// Access rules.
+    pub access: RuleSet,
 }
 
 /// Facts about the connection a request arrived on.
@@ -73,7 +87,10 @@ impl AppState {
         Ok(Arc::new(Self {
             sessions: Sessions::new(&config.session, Arc::clone(&store)),
             regulator: Regulator::new(&config.regulation, &config.session.key_prefix, store),
-            users: Users::new(config.users.clone()),
+            policy: ArcSwap::from_pointee(Policy {
+                users: Users::new(config.users.clone()),
+                access: config.access.clone(),
+            }),
             hasher: Hasher::new(
                 config.identity.max_concurrent_hashes,
                 config.identity.hash_queue,
@@ -85,6 +102,24 @@ impl AppState {
             store_up: AtomicBool::new(true),
             config,
         }))
+    }
+
+    /// The current users and access rules.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Take the users, access rules and session secrets of `config` (a reload); every other key
+    /// keeps its start-up value until a restart. A generated secret (memory store without
+    /// `session.secrets`) is kept, so a reload never logs everyone out by accident.
+    pub fn reload(&self, config: &Config) {
+        self.policy.store(Arc::new(Policy {
+            users: Users::new(config.users.clone()),
+            access: config.access.clone(),
+        }));
+        if !config.session.secret_generated {
+            self.sessions.set_secrets(&config.session.secrets);
+        }
     }
 
     /// Whether shutdown has started.

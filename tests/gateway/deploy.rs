@@ -52,7 +52,10 @@ fn kubernetes_manifests_validate_against_the_schemas() {
 #[test]
 fn the_kubernetes_config_passes_check_config_and_its_timings_fit_the_pod() {
     let configmap = manifest("configmap.yaml");
-    let config = configmap["data"]["config.yaml"].as_str().unwrap().to_owned();
+    let config = configmap["data"]["config.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // The Secret's files, where the pod mounts them, moved into a temporary directory.
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");
@@ -84,7 +87,10 @@ fn the_kubernetes_config_passes_check_config_and_its_timings_fit_the_pod() {
     let deployment = manifest("deployment.yaml");
     let pod = &deployment["spec"]["template"]["spec"];
     let termination = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
-    assert!(termination > drain + grace, "{termination} <= {drain} + {grace}");
+    assert!(
+        termination > drain + grace,
+        "{termination} <= {drain} + {grace}"
+    );
     let containers = pod["containers"].as_sequence().unwrap();
     let by_name = |name: &str| {
         containers
@@ -93,8 +99,13 @@ fn the_kubernetes_config_passes_check_config_and_its_timings_fit_the_pod() {
             .unwrap_or_else(|| panic!("no container {name}"))
     };
     let app = by_name("app");
-    let sleep = app["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap();
-    assert!(sleep >= drain + grace, "the app must outlive the drain: {sleep}");
+    let sleep = app["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        sleep >= drain + grace,
+        "the app must outlive the drain: {sleep}"
+    );
     let gateway = by_name("portcullis");
     let ports: Vec<u64> = gateway["ports"]
         .as_sequence()

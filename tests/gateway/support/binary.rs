@@ -49,6 +49,7 @@ fn check_config_command(command: &mut Command, env: &[(&str, &str)]) -> Output {
 /// A running `portcullis --config FILE`.
 pub struct Binary {
     child: Option<Child>,
+    config: PathBuf,
     stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -77,9 +78,15 @@ impl Binary {
             .unwrap_or_else(|e| panic!("cannot run {PORTCULLIS}: {e}"));
         Binary {
             child: Some(child),
+            config,
             stderr,
             _dir: dir,
         }
+    }
+
+    /// The config file it runs on (rewrite it, then send SIGHUP, to reload).
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// The process id.
