@@ -1,8 +1,10 @@
 //! The admin listener: `/healthz` (the process runs), `/readyz` (listeners bound, config loaded,
-//! not draining) and `/readyz?verbose`. Never served on the proxy listener.
+//! not draining), `/readyz?verbose` and `/metrics` (Prometheus). Never served on the proxy
+//! listener.
 //!
 //! Store health is watched with `PING` only, in the background, and fails readiness only when
-//! `admin.ready_requires_store` is set, so a Redis blip never empties a Service of every replica.
+//! `admin.ready_requires_store` is set, so a Redis blip never empties a Service of every replica;
+//! it shows as `portcullis_store_up`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,6 +35,11 @@ pub fn handle<B>(state: &AppState, request: &Request<B>) -> Response<Body> {
     match request.uri().path() {
         "/healthz" => response::json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         "/readyz" => readiness(state, request.uri().query()),
+        "/metrics" => response::text(
+            StatusCode::OK,
+            crate::metrics::CONTENT_TYPE,
+            state.metrics.encode(state.store_up.load(Ordering::Relaxed)),
+        ),
         _ => response::error(StatusCode::NOT_FOUND, "not_found", "Not found."),
     }
 }

@@ -92,7 +92,7 @@ pub enum ConfigError {
 pub struct Config {
     /// Proxy listener address.
     pub listen: SocketAddr,
-    /// Admin listener address (`/healthz`, `/readyz`).
+    /// Admin listener address (`/healthz`, `/readyz`, `/metrics`).
     pub admin_listen: SocketAddr,
     /// The origin browsers use, when TLS is terminated in front of Portcullis.
     pub public_url: Option<PublicUrl>,
@@ -130,6 +130,10 @@ pub struct Config {
     pub cors: CorsConfig,
     /// The origin check on state-changing cookie requests.
     pub csrf: CsrfConfig,
+    /// Where unauthenticated page loads are sent, when configured.
+    pub login: Option<LoginConfig>,
+    /// Log format and level.
+    pub log: LogConfig,
     /// Warnings found while loading (printed at start-up and by `--check-config`).
     pub warnings: Vec<String>,
 }
@@ -180,9 +184,9 @@ pub enum ClientAuthMode {
 /// `upstream`.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    /// Base URL (`http://host:port[/prefix]`); the prefix, if any, is kept.
+    /// Base URL (`http(s)://host:port[/prefix]`); the prefix, if any, is kept.
     pub url: Uri,
-    /// TCP connect timeout.
+    /// Connection set-up timeout: TCP connect and, for `https://`, the TLS handshake.
     pub connect_timeout: Duration,
     /// From the last request-body byte to the response head.
     pub timeout: Duration,
@@ -192,6 +196,9 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Which `Host` the upstream receives.
     pub host_header: HostHeader,
+    /// An open WebSocket tunnel is closed after this long; `None`: no limit. The other upstream
+    /// timeouts bound the handshake only, never an open tunnel.
+    pub websocket_max_lifetime: Option<Duration>,
     /// Which CAs an `https://` upstream's certificate must chain to.
     pub trust: UpstreamTrust,
     /// The name the upstream's certificate is checked against (and sent as SNI) instead of the
@@ -387,6 +394,45 @@ pub struct CorsConfig {
 pub struct CsrfConfig {
     /// Allowed origins, normalized like [`CorsConfig::allowed_origins`].
     pub allowed_origins: Vec<String>,
+}
+
+/// `login_url`, `login_return_param` and `allowed_redirect_hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// The login page.
+    pub url: LoginUrl,
+    /// The query parameter naming the page to come back to.
+    pub return_param: String,
+    /// Hosts (`host` or `host:port`, lower-case) or `.domain` suffixes a login may return to
+    /// besides the own host.
+    pub allowed_redirect_hosts: Vec<String>,
+}
+
+/// Where the login page is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginUrl {
+    /// A path on this origin (maybe with a query).
+    Path(String),
+    /// An absolute http(s) URL elsewhere.
+    Absolute(String),
+}
+
+/// `log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// How log lines are written.
+    pub format: LogFormat,
+    /// The most verbose level written, unless `RUST_LOG` says otherwise.
+    pub level: tracing::level_filters::LevelFilter,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (`text`).
+    Text,
+    /// One JSON object per line (`json`), fields at the top level.
+    Json,
 }
 
 impl Config {

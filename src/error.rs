@@ -2,6 +2,7 @@
 //!
 //! Status follows blame: client fault 4xx, policy 401/403, store down 503, upstream refused 502,
 //! upstream slow 504, anything else 500. Bodies stay short and generic; causes go to the log.
+//! The same table names each error's [`Outcome`] for the metrics and the access log.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use http::{Response, StatusCode};
 use crate::access::PathError;
 use crate::forward::ForwardError;
 use crate::framing::FramingError;
+use crate::metrics::Outcome;
 use crate::response::{self, Body};
 use crate::session::StoreError;
 
@@ -74,103 +76,130 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    /// Status, error code, message and how the request counts in the metrics.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Outcome) {
         use RequestError::*;
         match self {
             Framing(FramingError::HeadersTooLarge) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
                 "The request headers are too large.",
+                Outcome::HeadersTooLarge,
             ),
             Framing(_) | BadPath(_) | BadRequest(_) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "The request is malformed.",
+                Outcome::BadRequest,
             ),
             Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "A valid session is required.",
+                Outcome::Unauthenticated,
             ),
             InvalidCredentials => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "Invalid username or password.",
+                Outcome::InvalidCredentials,
             ),
             Forbidden => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "This session may not access this resource.",
+                Outcome::Forbidden,
             ),
             Csrf => (
                 StatusCode::FORBIDDEN,
                 "csrf",
                 "Cross-origin request refused.",
+                Outcome::Csrf,
             ),
-            NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found."),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found.",
+                Outcome::NotFound,
+            ),
             MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "Method not allowed.",
+                Outcome::MethodNotAllowed,
             ),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "The request body is too large.",
+                Outcome::PayloadTooLarge,
             ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "The request body must be application/json.",
+                Outcome::UnsupportedMediaType,
             ),
             Store(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "session_store_unavailable",
                 "The session store is unavailable.",
+                Outcome::StoreUnavailable,
             ),
             LoginBusy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "login_busy",
                 "Too many logins in progress; retry shortly.",
+                Outcome::LoginBusy,
             ),
             TooManyAttempts { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 "Too many failed logins; retry later.",
+                Outcome::TooManyAttempts,
             ),
             Upstream(ForwardError::ClientBody(_)) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "The request body is malformed or incomplete.",
+                Outcome::BadRequest,
             ),
             Upstream(ForwardError::Timeout) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
                 "The upstream did not answer in time.",
+                Outcome::UpstreamTimeout,
             ),
             Upstream(_) => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "The upstream could not be reached.",
+                Outcome::UpstreamError,
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "Internal error.",
+                Outcome::Internal,
             ),
         }
     }
 }
 
 /// Turn an error into the response the client gets, logging what the client is not told.
+///
+/// The response carries its [`Outcome`] as an extension, so that whoever finishes the request
+/// (the router) counts it as this error, also when a handler answered with a rescued error of
+/// its own (a logout while the store is down).
 pub fn rescue(err: &RequestError) -> Response<Body> {
-    let (status, code, message) = err.parts();
+    let (status, code, message, outcome) = err.parts();
     if status.is_server_error() {
         tracing::warn!(error = %ErrorChain(err), status = status.as_u16(), "request failed");
     } else {
         tracing::debug!(error = %err, status = status.as_u16(), "request refused");
     }
     let mut response = response::error(status, code, message);
+    response.extensions_mut().insert(outcome);
     if let RequestError::MethodNotAllowed { allow } = err {
         response
             .headers_mut()
@@ -221,6 +250,38 @@ impl std::fmt::Display for ErrorChain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rescued_response_carries_its_outcome() {
+        for (err, outcome) in [
+            (RequestError::Unauthenticated, Outcome::Unauthenticated),
+            (RequestError::Forbidden, Outcome::Forbidden),
+            (RequestError::BadRequest("x"), Outcome::BadRequest),
+            (
+                RequestError::Store(StoreError::Timeout),
+                Outcome::StoreUnavailable,
+            ),
+            (
+                RequestError::Upstream(ForwardError::Timeout),
+                Outcome::UpstreamTimeout,
+            ),
+            (
+                RequestError::Upstream(ForwardError::UnexpectedUpgrade),
+                Outcome::UpstreamError,
+            ),
+            (
+                RequestError::Upstream(ForwardError::ClientBody("cut".into())),
+                Outcome::BadRequest,
+            ),
+        ] {
+            let response = rescue(&err);
+            assert_eq!(
+                response.extensions().get::<Outcome>(),
+                Some(&outcome),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn too_many_attempts_is_429_with_retry_after_rounded_up() {

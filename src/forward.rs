@@ -3,8 +3,10 @@
 //! `connect_timeout` covers the whole connection set-up, TCP and (for an `https://` upstream)
 //! the TLS handshake; `timeout` runs from the last request-body byte to the response head;
 //! `idle_timeout` bounds any stretch with no bytes either way (a 504 before the head, a reset
-//! stream after it). An `https://` upstream is verified against the roots [`crate::tls`] builds,
-//! with SNI from the URL's host (or `upstream.tls_server_name`), and spoken to in HTTP/1.1.
+//! stream after it). A WebSocket handshake is bounded by both up to the upstream's `101`; the
+//! open tunnel after it is not an HTTP exchange and is bounded by [`crate::tunnel`] instead. An
+//! `https://` upstream is verified against the roots [`crate::tls`] builds, with SNI from the
+//! URL's host (or `upstream.tls_server_name`), and spoken to in HTTP/1.1.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -50,8 +52,9 @@ pub enum ForwardError {
     /// or a coding other than `chunked`).
     #[error("ambiguous upstream response framing")]
     AmbiguousFraming(#[source] crate::framing::FramingError),
-    /// The upstream switched protocols although no upgrade was forwarded.
-    #[error("upstream answered 101 Switching Protocols to a request without Upgrade")]
+    /// The upstream switched protocols although no upgrade was forwarded, or to another protocol
+    /// than the WebSocket one forwarded.
+    #[error("upstream answered 101 Switching Protocols to a protocol nobody asked for")]
     UnexpectedUpgrade,
     /// The client's request body was malformed or cut short (the client's fault, not the
     /// upstream's).
@@ -137,8 +140,15 @@ impl Upstream {
     }
 
     /// Send `request` (whose URI is already the upstream target) and return the response with
-    /// its body streaming under the idle timeout.
-    pub async fn send(&self, request: Request<Incoming>) -> Result<Response<Body>, ForwardError> {
+    /// its body streaming under the idle timeout. With `websocket_handshake` (the request is a
+    /// WebSocket handshake, forwarded with its upgrade headers), a `101` to WebSocket is a valid
+    /// answer; it keeps the upstream side of the upgrade in its extensions
+    /// ([`hyper::upgrade::on`]).
+    pub async fn send(
+        &self,
+        request: Request<Incoming>,
+        websocket_handshake: bool,
+    ) -> Result<Response<Body>, ForwardError> {
         let progress = Arc::new(Progress::new());
         let (parts, body) = request.into_parts();
         if body.is_end_stream() {
@@ -175,9 +185,11 @@ impl Upstream {
                 ForwardError::Exchange(Box::new(err))
             }
         })?;
-        // Upgrade headers are never forwarded, so a 101 is the upstream's mistake; relaying it
-        // would hand the client connection to a protocol nobody checked.
-        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        // Only a WebSocket upgrade is ever forwarded, so any other 101 is the upstream's mistake;
+        // relaying it would hand the client connection to a protocol nobody checked.
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+            && !(websocket_handshake && crate::websocket::is_switch(response.headers()))
+        {
             return Err(ForwardError::UnexpectedUpgrade);
         }
         crate::framing::check_framing(response.headers())

@@ -18,6 +18,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::access::CanonicalPath;
 use crate::client_addr::is_trusted;
+use crate::context::RequestContext;
 use crate::csrf;
 use crate::error::RequestError;
 use crate::gateway::{self, AccessRequest};
@@ -102,6 +103,7 @@ pub async fn decide<B>(
     state: &AppState,
     request: &Request<B>,
     original: OriginalRequest,
+    ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let access = AccessRequest {
         method: &original.method,
@@ -109,7 +111,7 @@ pub async fn decide<B>(
         headers: request.headers(),
         own_origin: original.own_origin,
     };
-    let identity = gateway::authorize(state, &access).await?;
+    let identity = gateway::authorize(state, &access, ctx).await?;
     let mut response = response::empty(StatusCode::OK);
     if let Some(identity) = identity {
         let ids = &state.config.identity_headers;
@@ -120,6 +122,7 @@ pub async fn decide<B>(
             &identity.user,
             &identity.roles,
         );
+        ctx.user = Some(identity.user);
     }
     Ok(response)
 }

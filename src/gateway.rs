@@ -4,20 +4,30 @@
 //! Access is decided before the request body is touched, so a denied request never gets
 //! `100 Continue` and its body is never read. [`authorize`] is the one access decision: the
 //! forward-auth endpoint ([`crate::forward_auth`]) runs it on the request a trusted proxy
-//! describes, so both shapes answer every request alike.
+//! describes, so both shapes answer every request alike. The phases note what the access log
+//! needs (the session's user) in the [`RequestContext`].
+//!
+//! A WebSocket handshake ([`websocket::is_handshake`]) takes the same phases and keeps its
+//! `Connection: upgrade` + `Upgrade: websocket` pair; when the upstream switches protocols, the
+//! `101` is relayed and [`crate::tunnel`] copies bytes both ways. Any other upgrade is a plain
+//! request with its upgrade headers removed.
+
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, Decision};
 use crate::config::HostHeader;
+use crate::context::RequestContext;
 use crate::error::RequestError;
 use crate::headers::{self, ForwardedContext};
+use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::response::Body;
 use crate::session::{ActiveSession, CookieLookup};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf};
+use crate::{cors, csrf, websocket};
 
 /// The identity an allowed request carries, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +56,9 @@ pub struct AccessRequest<'a> {
 pub async fn proxy(
     state: &AppState,
     conn: ConnInfo,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     canonical_path: CanonicalPath,
+    ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let access = AccessRequest {
         method: request.method(),
@@ -55,27 +66,54 @@ pub async fn proxy(
         headers: request.headers(),
         own_origin: csrf::request_own_origin(state, &conn, request.uri(), request.headers()),
     };
-    let identity = authorize(state, &access).await?;
+    let identity = authorize(state, &access, ctx).await?;
+    let handshake = websocket::is_handshake(request.method(), request.version(), request.headers());
+    // Taken before the request goes upstream: the client's side of the switch, fulfilled by
+    // hyper once the `101` is written.
+    let client_side = handshake.then(|| hyper::upgrade::on(&mut request));
     let request = prepare(
         state,
         conn,
         request,
         canonical_path.as_str(),
         identity.as_ref(),
+        &ctx.id,
+        handshake,
     );
-    let mut response = state.upstream.send(request).await?;
+    ctx.user = identity.map(|identity| identity.user);
+    let started = Instant::now();
+    let response = state.upstream.send(request, handshake).await;
+    state.metrics.observe_upstream(started.elapsed());
+    let mut response = response?;
     headers::clean_response(response.headers_mut(), state.sessions.cookie_name());
-    Ok(response)
+    match client_side {
+        // `send` lets a 101 through only for a WebSocket handshake, and only to WebSocket.
+        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let upstream_side = hyper::upgrade::on(&mut response);
+            state.tunnels.open(client_side, upstream_side);
+            let h = response.headers_mut();
+            websocket::restore_upgrade_headers(h);
+            // A 101 has no body (RFC 9110 §8.6): what follows it is the tunnel.
+            h.remove(header::CONTENT_LENGTH);
+            let (parts, _) = response.into_parts();
+            Ok(Response::from_parts(parts, crate::response::full("")))
+        }
+        // Refused (any other status): relayed as the normal response it is.
+        _ => Ok(response),
+    }
 }
 
 /// Apply the rules; read the session only when they need it. `Ok(None)` allows without identity,
 /// `Ok(Some)` with it; a denial is an error (401 without a session, 403 with one, 403 `csrf`,
-/// 503 when a needed session cannot be read).
+/// 503 when a needed session cannot be read). The user of a session that is refused is noted in
+/// `ctx` for the access log (an allowed one travels in the identity).
 pub async fn authorize(
     state: &AppState,
     request: &AccessRequest<'_>,
+    ctx: &mut RequestContext,
 ) -> Result<Option<Identity>, RequestError> {
-    let access = &state.config.access;
+    let policy = state.policy();
+    let access = &policy.access;
     let (method, headers) = (request.method, request.headers);
     // A listed origin's preflight carries no credentials and asks about another method: it is
     // allowed without identity unless the rules deny OPTIONS itself or the method asked about.
@@ -117,13 +155,19 @@ pub async fn authorize(
             .map(identity)),
         Decision::Session { .. } => match load_session(state, headers).await? {
             Some(session) if decision.permits(&session.roles) => Ok(Some(identity(session))),
-            Some(_) => Err(RequestError::Forbidden),
+            Some(session) => {
+                ctx.user = Some(session.record.user);
+                Err(RequestError::Forbidden)
+            }
             None => Err(RequestError::Unauthenticated),
         },
         // Never allowed; the session is read only to tell 403 from 401.
         Decision::Deny => match state.sessions.find_cookie(headers) {
             CookieLookup::Present(_) => match load_session(state, headers).await? {
-                Some(_) => Err(RequestError::Forbidden),
+                Some(session) => {
+                    ctx.user = Some(session.record.user);
+                    Err(RequestError::Forbidden)
+                }
                 None => Err(RequestError::Unauthenticated),
             },
             _ => Err(RequestError::Unauthenticated),
@@ -141,7 +185,7 @@ async fn load_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<ActiveSession>, crate::session::StoreError> {
-    state.sessions.resolve(headers, &state.users).await
+    state.sessions.resolve(headers, &state.policy().users).await
 }
 
 fn identity(session: ActiveSession) -> Identity {
@@ -151,13 +195,16 @@ fn identity(session: ActiveSession) -> Identity {
     }
 }
 
-/// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding.
+/// Rewrite the request for the upstream: canonical target, clean headers, identity, forwarding,
+/// request id; a WebSocket handshake keeps its upgrade pair.
 fn prepare(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
     canonical_path: &str,
     identity: Option<&Identity>,
+    request_id: &RequestId,
+    websocket_handshake: bool,
 ) -> Request<Incoming> {
     let (mut parts, body) = request.into_parts();
     let config = &state.config;
@@ -173,6 +220,9 @@ fn prepare(
     let h = &mut parts.headers;
     // Hop-by-hop first: a client's `Connection:` may only remove what the client sent.
     headers::remove_hop_by_hop(h);
+    if websocket_handshake {
+        websocket::restore_upgrade_headers(h);
+    }
     headers::remove_method_overrides(h);
     h.remove(header::EXPECT);
     let ids = &config.identity_headers;
@@ -192,6 +242,8 @@ fn prepare(
     if let Some(identity) = identity {
         headers::inject_identity(h, &ids.user, &ids.roles, &identity.user, &identity.roles);
     }
+    // Replaces whatever the client sent: the id is the client's only if it was kept.
+    h.insert(X_REQUEST_ID, request_id.header_value());
     let host = match &config.upstream.host_header {
         HostHeader::Preserve => client_host,
         HostHeader::Upstream => HeaderValue::from_str(state.upstream.authority().as_str()).ok(),

@@ -2,7 +2,9 @@
 //!
 //! Names are compared after lower-casing and reading `_` as `-`, because some upstream servers
 //! treat `X_Auth_User` as `X-Auth-User`. Hop-by-hop headers are removed before identity headers
-//! are added, so a client's `Connection:` can never remove what Portcullis injects.
+//! are added, so a client's `Connection:` can never remove what Portcullis injects. The one
+//! hop-by-hop pair ever passed on, `Connection: upgrade` + `Upgrade: websocket`, is put back
+//! afterwards by [`crate::websocket`].
 
 use std::borrow::Cow;
 use std::net::IpAddr;

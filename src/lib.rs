@@ -17,8 +17,11 @@
 //!   forward.
 //! - [`headers`]: header hygiene as pure functions.
 //! - [`forward`]: the upstream client and its timeouts.
+//! - [`websocket`]: which requests and `101` answers are a WebSocket handshake; pure.
+//! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
-//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends.
+//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends
+//!   and a wrapper that measures either.
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
@@ -27,9 +30,14 @@
 //! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
 //! - [`csrf`]: the origin check on requests that would act under a cookie.
 //! - [`cors`]: preflights and CORS headers for single-page apps on listed origins.
-//! - [`admin`]: `/healthz`, `/readyz` on the admin listener.
+//! - [`login_redirect`]: page loads sent to the login page, and safe return targets.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on the admin listener.
+//! - [`metrics`]: the Prometheus metrics and their text exposition; pure.
+//! - [`context`]: the per-request context the phases fill in, and the access log line.
+//! - [`request_id`]: `X-Request-Id`, kept from trusted proxies or generated.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
-//! - [`state`]: the immutable state shared by every request.
+//! - [`state`]: the state shared by every request; [`reload`]: users, rules and secrets anew
+//!   on SIGHUP.
 //! - [`watchdog`]: header-read and keep-alive limits per connection.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,6 +47,7 @@ pub mod access;
 pub mod admin;
 pub mod client_addr;
 pub mod config;
+pub mod context;
 pub mod cors;
 pub mod csrf;
 pub mod error;
@@ -48,7 +57,11 @@ pub mod framing;
 pub mod gateway;
 pub mod headers;
 pub mod identity;
+pub mod login_redirect;
+pub mod metrics;
 pub mod regulation;
+pub mod reload;
+pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod server;
@@ -56,4 +69,6 @@ pub mod session;
 pub mod session_api;
 pub mod state;
 pub mod tls;
+pub mod tunnel;
 pub mod watchdog;
+pub mod websocket;

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use portcullis::config::Config;
+use portcullis::config::{Config, LogConfig, LogFormat};
 use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
-use portcullis::tls::ListenerTls;
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
 
 /// Exit status for an invalid configuration (sysexits `EX_CONFIG`).
 const EX_CONFIG: u8 = 78;
@@ -58,16 +58,18 @@ fn main() -> ExitCode {
         println!("config OK: {}", path.display());
         return ExitCode::SUCCESS;
     }
-    init_tracing();
+    init_tracing(&config.log);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the Tokio runtime");
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, path))
 }
 
-async fn serve(config: Config) -> ExitCode {
-    // Installed before binding, so once the port accepts, a SIGHUP reloads and never kills.
+async fn serve(config: Config, path: PathBuf) -> ExitCode {
+    // Before the listeners exist: once a client can connect, a signal ends the process gracefully
+    // and a SIGHUP reloads, never taking its default action (ending the process).
+    let shutdown = shutdown_signal();
     let hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(err) => {
@@ -89,43 +91,48 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reloads = tokio::spawn(reload_on_sighup(hangups, listeners.tls()));
-    server::run(listeners, state, shutdown_signal()).await;
-    reloads.abort();
+    portcullis::reload::on_hangup(hangups, path, Arc::clone(&state), listeners.tls());
+    server::run(listeners, state, shutdown).await;
     ExitCode::SUCCESS
 }
 
-/// SIGHUP reloads the listener's certificate files at once (they are also watched); without
-/// TLS it is logged and ignored, never the default action of ending the process.
-async fn reload_on_sighup(mut hangups: Signal, tls: Option<Arc<ListenerTls>>) {
-    while hangups.recv().await.is_some() {
-        match &tls {
-            Some(tls) => {
-                tracing::info!("SIGHUP received: reloading the TLS certificate");
-                tls.reload().await;
-            }
-            None => tracing::info!("SIGHUP received: no TLS listener, nothing to reload"),
+/// Resolves at SIGTERM or SIGINT. The handlers are installed here, before the future is first
+/// polled: a signal that arrives while the accept loop is still starting is a graceful shutdown,
+/// not the default action's abrupt exit.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
+    let mut int = signal(SignalKind::interrupt()).expect("cannot listen for SIGINT");
+    async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-    }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// Log to stderr as `log` says; `RUST_LOG`, when set to valid directives, overrides
+/// `log.level`.
+fn init_tracing(log: &LogConfig) {
+    let builder = || EnvFilter::builder().with_default_directive(log.level.into());
+    let filter = builder()
+        .try_from_env()
+        .unwrap_or_else(|_| builder().parse_lossy(""));
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match log.format {
         // Colour only for a person at a terminal, never in files, pipes or container logs.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => subscriber
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line, the event's fields beside timestamp, level and target.
+        LogFormat::Json => subscriber
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn hash_password() -> ExitCode {

@@ -25,6 +25,16 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     no_store(response)
 }
 
+/// A response with a text body of `content_type`.
+pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    no_store(response)
+}
+
 /// A response with no body.
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());

@@ -4,15 +4,18 @@
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
-use http::{Method, Request, Response, Version};
+use http::{header, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::access::{CanonicalPath, PathError};
 use crate::config::Config;
+use crate::context::RequestContext;
 use crate::error::{rescue, RequestError};
+use crate::metrics::Outcome;
+use crate::request_id::X_REQUEST_ID;
 use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf, forward_auth, gateway, session_api};
+use crate::{cors, csrf, forward_auth, gateway, login_redirect, response, session_api};
 
 /// Where a canonical path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,39 +89,69 @@ pub fn route_path(path: &CanonicalPath, own: OwnPaths<'_>) -> Route {
 
 /// Who wrote a successful response.
 enum Reply {
-    /// Portcullis itself: CORS headers are added for a listed origin.
-    Own(Response<Body>),
+    /// Portcullis itself: CORS headers are added for a listed origin. The outcome says which of
+    /// its endpoints answered.
+    Own(Response<Body>, Outcome),
     /// The upstream: relayed as it is (it owns its CORS policy).
     Upstream(Response<Body>),
 }
 
 /// Handle one request on the proxy listener. Never panics outward: a panic becomes a 500 and
-/// nothing is forwarded after it.
+/// nothing is forwarded after it. Every request ends here: it gets its `X-Request-Id`, is
+/// counted in the metrics and gets its access log line.
 pub async fn handle(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
 ) -> Response<Body> {
+    let mut ctx = RequestContext::new(
+        conn.peer.ip(),
+        request.headers(),
+        &state.config.trusted_proxies,
+    );
+    let method = request.method().clone();
     let cors_origin = cors::allowed_origin(request.headers(), &state.config.cors).cloned();
-    let result = AssertUnwindSafe(dispatch(state, conn, request))
+    let result = AssertUnwindSafe(dispatch(state, conn, request, &mut ctx))
         .catch_unwind()
         .await;
-    let mut response = match result {
-        Ok(Ok(Reply::Upstream(response))) => return response,
-        Ok(Ok(Reply::Own(response))) => response,
-        Ok(Err(err)) => rescue(&err),
-        Err(_) => rescue(&RequestError::Internal("request handler panicked".into())),
+    let reply = result
+        .unwrap_or_else(|_panic| Err(RequestError::Internal("request handler panicked".into())));
+    let (mut response, outcome) = match reply {
+        Ok(Reply::Upstream(response)) => (response, Outcome::Proxied),
+        Ok(Reply::Own(response, outcome)) => own(response, outcome, cors_origin.as_ref()),
+        Err(err) => own(rescue(&err), Outcome::Internal, cors_origin.as_ref()),
     };
-    if let Some(origin) = cors_origin {
-        cors::decorate(response.headers_mut(), &origin);
-    }
+    // Ours, replacing any the upstream sent: the client can match it with our log line.
     response
+        .headers_mut()
+        .insert(X_REQUEST_ID, ctx.id.header_value());
+    state
+        .metrics
+        .record_request(outcome, response.status(), ctx.elapsed());
+    ctx.log_access(&method, response.status(), outcome);
+    response
+}
+
+/// Finish a response Portcullis wrote: CORS headers for a listed origin, and its outcome: the
+/// one a rescued error carries (also inside an endpoint's answer, such as a logout while the
+/// store is down), else `outcome`.
+fn own(
+    mut response: Response<Body>,
+    outcome: Outcome,
+    cors_origin: Option<&http::HeaderValue>,
+) -> (Response<Body>, Outcome) {
+    if let Some(origin) = cors_origin {
+        cors::decorate(response.headers_mut(), origin);
+    }
+    let outcome = response.extensions().get().copied().unwrap_or(outcome);
+    (response, outcome)
 }
 
 async fn dispatch(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
+    ctx: &mut RequestContext,
 ) -> Result<Reply, RequestError> {
     // Checked before the path: these methods have target forms of their own.
     if request.method() == Method::TRACE || request.method() == Method::CONNECT {
@@ -135,6 +168,7 @@ async fn dispatch(
     check_host(&request)?;
     crate::framing::check_request(request.headers())?;
     let path = CanonicalPath::parse(uri.path(), &state.config.paths)?;
+    ctx.path = Some(path.as_str().to_owned());
     // A WebSocket handshake carries the browser's cookies from any page (no preflight): it must
     // come from an allowed origin whatever the route.
     if request.headers().contains_key(http::header::UPGRADE)
@@ -144,9 +178,9 @@ async fn dispatch(
     }
     let own = OwnPaths::of(&state.config);
     match route_path(&path, own) {
-        Route::SessionApi => session_api::handle(state, conn, request)
+        Route::SessionApi => session_api::handle(state, conn, request, ctx)
             .await
-            .map(Reply::Own),
+            .map(|response| Reply::Own(response, Outcome::Own)),
         Route::ForwardAuth => {
             let original = forward_auth::describe(state, &conn, &request)?;
             // The described request is routed like an inline one: Portcullis's own paths are
@@ -154,15 +188,47 @@ async fn dispatch(
             if route_path(&original.path, own) != Route::Gateway {
                 return Err(RequestError::NotFound);
             }
-            forward_auth::decide(state, &request, original)
+            forward_auth::decide(state, &request, original, ctx)
                 .await
-                .map(Reply::Own)
+                .map(|response| Reply::Own(response, Outcome::Allowed))
         }
         Route::Unknown => Err(RequestError::NotFound),
-        Route::Gateway => gateway::proxy(state, conn, request, path)
-            .await
-            .map(Reply::Upstream),
+        Route::Gateway => {
+            let login_page = login_page(state, &conn, &request, &path);
+            match gateway::proxy(state, conn, request, path, ctx).await {
+                Err(RequestError::Unauthenticated) if login_page.is_some() => {
+                    let mut response = response::empty(StatusCode::SEE_OTHER);
+                    let location = login_page.expect("checked above");
+                    response.headers_mut().insert(header::LOCATION, location);
+                    Ok(Reply::Own(response, Outcome::Unauthenticated))
+                }
+                result => result.map(Reply::Upstream),
+            }
+        }
     }
+}
+
+/// Where an unauthenticated page load of `path` would be sent: only with `login_url`
+/// configured, for `GET`/`HEAD` that prefer HTML. Computed before the request is judged, since
+/// judging consumes it; costs nothing without `login_url`.
+fn login_page<B>(
+    state: &AppState,
+    conn: &ConnInfo,
+    request: &Request<B>,
+    path: &CanonicalPath,
+) -> Option<http::HeaderValue> {
+    let login = state.config.login.as_ref()?;
+    if !matches!(*request.method(), Method::GET | Method::HEAD)
+        || !login_redirect::prefers_html(request.headers())
+    {
+        return None;
+    }
+    let target = match request.uri().query() {
+        Some(query) => format!("{}?{query}", path.as_str()),
+        None => path.as_str().to_owned(),
+    };
+    let own = csrf::request_own_origin(state, conn, request.uri(), request.headers());
+    Some(login_redirect::location(login, &target, own.as_deref()))
 }
 
 /// One unambiguous authority per request (RFC 9112 §3.2, RFC 9113 §8.3.1): HTTP/1.1 needs

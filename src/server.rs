@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,6 +36,8 @@ const MAX_HEADERS: usize = 128;
 const MAX_H2_STREAMS: u32 = 128;
 /// Largest HTTP/1 read buffer, which bounds the size of a request head.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// How long `run` waits, after the grace period, for closed tunnels to drop their sockets.
+const TUNNEL_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the listeners could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +113,8 @@ impl Listeners {
 }
 
 /// Serve until `shutdown` completes, then drain: readiness fails, after `drain_delay` the
-/// listeners close, and in-flight requests get `grace_period` to finish.
+/// listeners close, and in-flight requests and open WebSocket tunnels get `grace_period` to
+/// finish; tunnels still open then are closed.
 pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let Listeners { proxy, admin, tls } = listeners;
     let store_watch = admin::spawn_store_watch(Arc::clone(&state));
@@ -175,10 +178,21 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
     store_watch.abort();
     // No new handshakes from here on.
     drop(cert_watch);
-    match tokio::time::timeout(shutdown_config.grace_period, graceful.shutdown()).await {
+    // Open WebSocket tunnels are in-flight work too: they get the grace period, then are closed.
+    let drained = async {
+        graceful.shutdown().await;
+        state.tunnels.all_closed().await;
+    };
+    match tokio::time::timeout(shutdown_config.grace_period, drained).await {
         Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+        Err(_) => tracing::warn!(
+            tunnels = state.tunnels.count(),
+            "grace period over; closing remaining connections"
+        ),
     }
+    state.tunnels.close_all();
+    // Closing a tunnel only drops its two sockets; wait for that, briefly, so none outlives `run`.
+    let _ = tokio::time::timeout(TUNNEL_CLOSE_WAIT, state.tunnels.all_closed()).await;
 }
 
 /// A background task that ends with its owner.
@@ -249,6 +263,7 @@ fn serve_proxy(
     tokio::spawn(async move {
         // Held for the connection's whole life, TLS handshake included.
         let _slot = slot;
+        let _open = state.metrics.connection_opened();
         let conn = ConnInfo {
             peer,
             tls: tls.is_some(),
@@ -306,13 +321,28 @@ async fn serve_io<I, H, F>(
 {
     let (io, conn_state) =
         Watched::new(io, timeouts.header_read_timeout, timeouts.keepalive_timeout);
-    let service = service_fn(move |request| {
-        let in_flight = conn_state.request_started();
-        let response = handler(request);
-        async move { Ok::<_, Infallible>(response.await.map(|body| TrackedBody::new(body, in_flight))) }
-    });
+    let service = {
+        let conn_state = Arc::clone(&conn_state);
+        service_fn(move |request| {
+            let in_flight = conn_state.request_started();
+            let response = handler(request);
+            let conn_state = Arc::clone(&conn_state);
+            async move {
+                let response = response.await;
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    conn_state.switch_protocols();
+                }
+                Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+            }
+        })
+    };
     let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(err) = watcher.watch(conn.into_owned()).await {
         tracing::debug!(error = %err, "connection ended with an error");
+    }
+    // After a switch hyper is done but the connection is not: it carries a tunnel, which keeps
+    // holding this connection's slot until it ends (it ends at shutdown at the latest).
+    if conn_state.switched() {
+        conn_state.released().await;
     }
 }

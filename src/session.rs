@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -206,7 +207,8 @@ pub struct ActiveSession {
 /// Sessions over a store: create, resolve a request's cookie, end.
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
-    signer: CookieSigner,
+    /// Swapped whole when the secrets are reloaded: a request signs and verifies with one set.
+    signer: ArcSwap<CookieSigner>,
     key_prefix: String,
     idle_timeout: Duration,
     absolute_timeout: Duration,
@@ -226,12 +228,17 @@ impl Sessions {
     pub fn new(config: &SessionConfig, store: Arc<dyn SessionStore>) -> Self {
         Self {
             store,
-            signer: CookieSigner::new(&config.secrets),
+            signer: ArcSwap::from_pointee(CookieSigner::new(&config.secrets)),
             key_prefix: config.key_prefix.clone(),
             idle_timeout: config.idle_timeout,
             absolute_timeout: config.absolute_timeout,
             cookie: config.cookie.clone(),
         }
+    }
+
+    /// Sign and verify with `secrets` from now on (a config reload); the first signs.
+    pub fn set_secrets(&self, secrets: &[Secret<Vec<u8>>]) {
+        self.signer.store(Arc::new(CookieSigner::new(secrets)));
     }
 
     /// The underlying store (for health checks).
@@ -286,7 +293,7 @@ impl Sessions {
                 .create(&self.key(&id), &value, record.ttl(now))
                 .await?
             {
-                return Ok((self.signer.sign(&id), record));
+                return Ok((self.signer.load().sign(&id), record));
             }
         }
     }
@@ -308,7 +315,7 @@ impl Sessions {
                 return Ok(None);
             }
         };
-        let Some(Verified { id, stale_key }) = self.signer.verify(value) else {
+        let Some(Verified { id, stale_key }) = self.signer.load().verify(value) else {
             return Ok(None);
         };
         let key = self.key(&id);
@@ -370,7 +377,7 @@ impl Sessions {
     pub fn verified_ids(&self, headers: &HeaderMap) -> Vec<SessionId> {
         cookie_pairs(headers)
             .filter(|(name, _)| *name == self.cookie.name.as_bytes())
-            .filter_map(|(_, value)| self.signer.verify(value).map(|v| v.id))
+            .filter_map(|(_, value)| self.signer.load().verify(value).map(|v| v.id))
             .collect()
     }
 
@@ -384,7 +391,7 @@ impl Sessions {
 
     /// A `Set-Cookie` value carrying `id`, signed with the first secret.
     pub fn set_cookie(&self, id: &SessionId) -> HeaderValue {
-        self.cookie_header(self.signer.sign(id), self.absolute_timeout)
+        self.cookie_header(self.signer.load().sign(id), self.absolute_timeout)
     }
 
     /// A `Set-Cookie` value carrying an already signed cookie value.

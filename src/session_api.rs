@@ -1,5 +1,7 @@
 //! `POST`, `GET` and `DELETE` on the session API path: log in, tell the session, log out.
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use http::header;
 use http::{Method, Request, Response, StatusCode};
@@ -7,14 +9,15 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::client_addr::client_addr;
+use crate::context::RequestContext;
 use crate::error::RequestError;
-use crate::identity::LoginError;
+use crate::identity::{LoginError, User};
+use crate::metrics::LoginResult;
 use crate::regulation::Admission;
 use crate::response::{self, Body};
 use crate::session::{rfc3339, SessionRecord};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf};
+use crate::{cors, csrf, login_redirect};
 
 /// Largest login body accepted, in bytes.
 pub const MAX_LOGIN_BODY: usize = 16 * 1024;
@@ -28,13 +31,18 @@ const ALLOW: &str = "GET, HEAD, POST, DELETE";
 struct LoginRequest {
     username: String,
     password: String,
+    /// The page the browser came from (`login_url`'s return parameter), to be checked.
+    #[serde(default)]
+    return_to: Option<String>,
 }
 
-/// Dispatch a request on the session API path by method.
+/// Dispatch a request on the session API path by method; the user logged in or shown is noted
+/// in `ctx`.
 pub async fn handle(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
+    ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let method = request.method();
     // Login CSRF and forced logout: checked before anything else, the content type included.
@@ -44,8 +52,8 @@ pub async fn handle(
         return Err(RequestError::Csrf);
     }
     match *method {
-        Method::POST => login(state, conn, request).await,
-        Method::GET | Method::HEAD => status(state, &request).await,
+        Method::POST => login(state, &conn, request, ctx).await,
+        Method::GET | Method::HEAD => status(state, &request, ctx).await,
         Method::DELETE => logout(state, &request).await,
         Method::OPTIONS
             if cors::allowed_origin(request.headers(), &state.config.cors).is_some()
@@ -62,8 +70,9 @@ pub async fn handle(
 
 async fn login(
     state: &AppState,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     request: Request<Incoming>,
+    ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     if !is_json(request.headers()) {
         return Err(RequestError::UnsupportedMediaType);
@@ -75,11 +84,42 @@ async fn login(
     if login.password.len() > MAX_PASSWORD_LEN {
         return Err(RequestError::BadRequest("password too long"));
     }
-    let client = client_addr(
-        conn.peer.ip(),
-        &parts.headers,
-        &state.config.trusted_proxies,
-    );
+    // From here on it is an attempt, and counts as one.
+    let attempt = attempt_login(state, &parts.headers, &login, ctx.client).await;
+    if let Some(result) = login_result(&attempt) {
+        state.metrics.login_attempt(result);
+    }
+    let (user, cookie, record) = attempt?;
+    let mut body = session_json(&record, &user.roles);
+    if let Some(target) = &login.return_to {
+        let own = csrf::request_own_origin(state, conn, &parts.uri, &parts.headers);
+        let own_host = own
+            .as_deref()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, h)| h);
+        let allowed = state
+            .config
+            .login
+            .as_ref()
+            .map_or(&[][..], |l| &l.allowed_redirect_hosts[..]);
+        body["return_to"] = login_redirect::safe_return(target, own_host, allowed).into();
+    }
+    let mut response = response::json(StatusCode::CREATED, &body);
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state.sessions.set_cookie_value(cookie));
+    ctx.user = Some(user.username);
+    Ok(response)
+}
+
+/// Regulation, the password, then a new session: the user with the signed cookie value and the
+/// record, or why not.
+async fn attempt_login(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    login: &LoginRequest,
+    client: IpAddr,
+) -> Result<(User, String, SessionRecord), RequestError> {
     // Before any hashing, and blind to whether the user exists or the password is right.
     let attempt = match state.regulator.admit(&login.username, client).await? {
         Admission::Admitted(attempt) => attempt,
@@ -88,11 +128,12 @@ async fn login(
         }
     };
     // Only names that exist are logged: a typed password in the username field stays out.
-    let known = state
+    let policy = state.policy();
+    let known = policy
         .users
         .get(&login.username)
         .map(|u| u.username.as_str());
-    let user = match state
+    let user = match policy
         .users
         .authenticate(&state.hasher, &login.username, &login.password)
         .await
@@ -121,10 +162,9 @@ async fn login(
     // A new id at every login; the session this request carried, if any, ends here.
     state
         .sessions
-        .end_all(&state.sessions.verified_ids(&parts.headers))
+        .end_all(&state.sessions.verified_ids(headers))
         .await?;
-    let user_agent = parts
-        .headers
+    let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(MAX_USER_AGENT_LEN).collect())
@@ -134,20 +174,29 @@ async fn login(
         .create(&user, client.to_string(), user_agent)
         .await?;
     tracing::info!(user = %user.username, %client, "login succeeded");
-    let mut response = response::json(StatusCode::CREATED, &session_json(&record, &user.roles));
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, state.sessions.set_cookie_value(cookie));
-    Ok(response)
+    Ok((user, cookie, record))
+}
+
+/// How an attempt counts in `portcullis_login_attempts_total`.
+fn login_result<T>(attempt: &Result<T, RequestError>) -> Option<LoginResult> {
+    match attempt {
+        Ok(_) => Some(LoginResult::Success),
+        Err(RequestError::InvalidCredentials) => Some(LoginResult::Invalid),
+        Err(RequestError::TooManyAttempts { .. }) => Some(LoginResult::Regulated),
+        Err(RequestError::LoginBusy) => Some(LoginResult::Busy),
+        Err(RequestError::Store(_)) => Some(LoginResult::StoreUnavailable),
+        Err(_) => None,
+    }
 }
 
 async fn status(
     state: &AppState,
     request: &Request<Incoming>,
+    ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let Some(session) = state
         .sessions
-        .resolve(request.headers(), &state.users)
+        .resolve(request.headers(), &state.policy().users)
         .await?
     else {
         return Err(RequestError::Unauthenticated);
@@ -161,6 +210,7 @@ async fn status(
             .headers_mut()
             .insert(header::SET_COOKIE, state.sessions.set_cookie(&session.id));
     }
+    ctx.user = Some(session.record.user);
     Ok(response)
 }
 

@@ -1,35 +1,56 @@
-//! The immutable state shared by every request, built once at start-up.
+//! The state shared by every request, built once at start-up. What a config reload may change
+//! (users, access rules, session secrets) is swapped whole, so a request sees one version.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
+use crate::access::RuleSet;
 use crate::config::{Config, StoreConfig};
 use crate::forward::Upstream;
 use crate::identity::{Hasher, Users};
+use crate::metrics::Metrics;
 use crate::regulation::Regulator;
-use crate::session::store::{MemoryStore, RedisStore};
+use crate::session::store::{MemoryStore, MeteredStore, RedisStore};
 use crate::session::{SessionStore, Sessions};
+use crate::tunnel::Tunnels;
 
-/// Everything a request needs: config, sessions, users, the upstream client, health flags.
+/// Everything a request needs: config, sessions, users, the upstream client and its tunnels,
+/// metrics, health flags.
 #[derive(Debug)]
 pub struct AppState {
-    /// The validated configuration.
+    /// The configuration as loaded at start. Its `users` and `access` are not read after start:
+    /// [`AppState::policy`] holds the current ones, and the session secrets live in `sessions`.
     pub config: Config,
+    /// Users and access rules, swapped whole by [`AppState::reload`].
+    policy: ArcSwap<Policy>,
     /// Session lifecycle over the configured store.
     pub sessions: Sessions,
     /// Failed-login regulation over the same store.
     pub regulator: Regulator,
-    /// Local users.
-    pub users: Users,
     /// The password hashing pool.
     pub hasher: Hasher,
     /// The upstream client.
     pub upstream: Upstream,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
+    /// Open WebSocket tunnels (closed together at the end of shutdown).
+    pub tunnels: Tunnels,
     /// Set once shutdown starts: readiness fails so load balancers stop sending.
     pub draining: AtomicBool,
     /// Result of the last store health check.
     pub store_up: AtomicBool,
+}
+
+/// What a config reload replaces: who may log in and what each request may do.
+#[derive(Debug)]
+pub struct Policy {
+    /// Local users.
+    pub users: Users,
+    /// Access rules.
+    pub access: RuleSet,
 }
 
 /// Facts about the connection a request arrived on.
@@ -49,7 +70,8 @@ pub struct StoreSetupError(#[source] redis::RedisError);
 impl AppState {
     /// Build the state from a validated config. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> Result<Arc<Self>, StoreSetupError> {
-        let store: Arc<dyn SessionStore> = match &config.session.store {
+        let metrics = Metrics::new();
+        let backend: Arc<dyn SessionStore> = match &config.session.store {
             StoreConfig::Memory => {
                 let store = MemoryStore::new();
                 store.spawn_sweeper();
@@ -60,19 +82,44 @@ impl AppState {
                     .map_err(StoreSetupError)?,
             ),
         };
+        let store: Arc<dyn SessionStore> =
+            Arc::new(MeteredStore::new(backend, metrics.store().clone()));
         Ok(Arc::new(Self {
             sessions: Sessions::new(&config.session, Arc::clone(&store)),
             regulator: Regulator::new(&config.regulation, &config.session.key_prefix, store),
-            users: Users::new(config.users.clone()),
+            policy: ArcSwap::from_pointee(Policy {
+                users: Users::new(config.users.clone()),
+                access: config.access.clone(),
+            }),
             hasher: Hasher::new(
                 config.identity.max_concurrent_hashes,
                 config.identity.hash_queue,
             ),
             upstream: Upstream::new(&config.upstream),
+            metrics,
+            tunnels: Tunnels::new(config.upstream.websocket_max_lifetime),
             draining: AtomicBool::new(false),
             store_up: AtomicBool::new(true),
             config,
         }))
+    }
+
+    /// The current users and access rules.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Take the users, access rules and session secrets of `config` (a reload); every other key
+    /// keeps its start-up value until a restart. A generated secret (memory store without
+    /// `session.secrets`) is kept, so a reload never logs everyone out by accident.
+    pub fn reload(&self, config: &Config) {
+        self.policy.store(Arc::new(Policy {
+            users: Users::new(config.users.clone()),
+            access: config.access.clone(),
+        }));
+        if !config.session.secret_generated {
+            self.sessions.set_secrets(&config.session.secrets);
+        }
     }
 
     /// Whether shutdown has started.

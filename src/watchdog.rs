@@ -6,7 +6,10 @@
 //! connections open longer than load balancers do (75 s). The watchdog wraps the connection's
 //! I/O and knows which of the two waits it is in: a request is in flight (no limit: a streaming
 //! response is never cut), the client has started a head (header limit), or nothing is happening
-//! (keep-alive limit). HTTP/2 connections are left to HTTP/2's own keep-alive pings.
+//! (keep-alive limit). HTTP/2 connections are left to HTTP/2's own keep-alive pings. A connection
+//! that switched protocols (a WebSocket tunnel, [`ConnState::switched`]) is no longer HTTP: no
+//! limit applies to it again, and the server keeps its connection slot until its I/O is dropped
+//! ([`ConnState::released`]).
 
 use std::future::Future as _;
 use std::io;
@@ -20,6 +23,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// The HTTP/2 connection preface starts with these bytes.
@@ -36,6 +40,12 @@ pub struct ConnState {
     /// When the current wait began, in ms since `start`.
     since_ms: AtomicU64,
     h2: AtomicBool,
+    /// A `101` was answered: the connection carries a tunnel from then on.
+    switched: AtomicBool,
+    /// The connection's I/O has been dropped (closed).
+    dropped: AtomicBool,
+    /// Notified when the I/O is dropped.
+    on_drop: Notify,
     /// The task reading the connection, woken when the last request in flight ends.
     reader: AtomicWaker,
 }
@@ -50,6 +60,9 @@ impl ConnState {
             reading_head: AtomicBool::new(true),
             since_ms: AtomicU64::new(0),
             h2: AtomicBool::new(false),
+            switched: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
+            on_drop: Notify::new(),
             reader: AtomicWaker::new(),
         })
     }
@@ -64,6 +77,29 @@ impl ConnState {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.reading_head.store(false, Ordering::Relaxed);
         InFlight(Arc::clone(self))
+    }
+
+    /// The connection answered `101 Switching Protocols`: what follows is a tunnel, which no
+    /// header or keep-alive limit may cut.
+    pub fn switch_protocols(&self) {
+        self.switched.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection switched protocols.
+    pub fn switched(&self) -> bool {
+        self.switched.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the connection's I/O has been dropped: after a switch, hyper hands it to
+    /// the tunnel, which drops it when the tunnel ends.
+    pub async fn released(&self) {
+        let notified = self.on_drop.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a drop between the two still wakes us.
+        notified.as_mut().enable();
+        if !self.dropped.load(Ordering::Acquire) {
+            notified.await;
+        }
     }
 }
 
@@ -148,7 +184,10 @@ impl<I> Watched<I> {
 
     fn deadline(&self) -> Option<Instant> {
         let state = &self.state;
-        if state.h2.load(Ordering::Relaxed) || state.in_flight.load(Ordering::Acquire) > 0 {
+        if state.h2.load(Ordering::Relaxed)
+            || state.switched()
+            || state.in_flight.load(Ordering::Acquire) > 0
+        {
             return None;
         }
         let limit = if state.reading_head.load(Ordering::Relaxed) {
@@ -157,6 +196,13 @@ impl<I> Watched<I> {
             self.keepalive_timeout
         };
         Some(state.start + Duration::from_millis(state.since_ms.load(Ordering::Relaxed)) + limit)
+    }
+}
+
+impl<I> Drop for Watched<I> {
+    fn drop(&mut self) {
+        self.state.dropped.store(true, Ordering::Release);
+        self.state.on_drop.notify_waiters();
     }
 }
 

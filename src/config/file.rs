@@ -75,6 +75,18 @@ pub(crate) struct RawConfig {
     /// The origin check on state-changing cookie requests.
     #[serde(default)]
     pub csrf: RawCsrf,
+    /// Where unauthenticated page loads are sent (a path on this origin or an absolute URL).
+    #[serde(default)]
+    pub login_url: Option<String>,
+    /// The query parameter of `login_url` that names the page to come back to.
+    #[serde(default = "default_login_return_param")]
+    pub login_return_param: String,
+    /// Hosts (or `.domain` suffixes) besides the own host a login may return to.
+    #[serde(default)]
+    pub allowed_redirect_hosts: Vec<String>,
+    /// Log format and level.
+    #[serde(default)]
+    pub log: RawLog,
     /// Idle client keep-alive connections are closed after this long (duration).
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: String,
@@ -136,6 +148,9 @@ pub(crate) struct RawUpstream {
     /// host.
     #[serde(default)]
     pub tls_server_name: Option<String>,
+    /// An open WebSocket tunnel is closed after this long (duration); absent: no limit.
+    #[serde(default)]
+    pub websocket_max_lifetime: Option<String>,
 }
 
 /// `session`.
@@ -345,6 +360,25 @@ pub(crate) struct RawCsrf {
     pub allowed_origins: Option<Vec<String>>,
 }
 
+/// `log`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawLog {
+    /// `text` or `json`.
+    pub format: String,
+    /// `trace`, `debug`, `info`, `warn`, `error` or `off`; `RUST_LOG`, when set, overrides it.
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
 impl Default for RawCors {
     fn default() -> Self {
         Self {
@@ -469,6 +503,9 @@ impl Default for RawAdmin {
     }
 }
 
+fn default_login_return_param() -> String {
+    "return_to".into()
+}
 fn default_listen() -> String {
     DEFAULT_LISTEN.into()
 }

@@ -11,6 +11,7 @@ use super::*;
 use crate::access::{Allow, PathPattern};
 
 mod browser;
+mod log;
 mod regulation;
 mod tls;
 mod validation;
@@ -89,6 +90,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(c.upstream.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.upstream.pool_idle_timeout, Duration::from_secs(4));
     assert_eq!(c.upstream.host_header, HostHeader::Preserve);
+    assert_eq!(c.upstream.websocket_max_lifetime, None);
     let s = &c.session;
     assert!(matches!(s.store, StoreConfig::Memory));
     assert_eq!(s.key_prefix, DEFAULT_KEY_PREFIX);
@@ -161,6 +163,7 @@ upstream:
   url: http://localhost:3000/api/
   connect_timeout: 500ms
   host_header: backend.internal:3000
+  websocket_max_lifetime: 1h
 session:
   store: redis
   redis_url: "redis://:pw@127.0.0.1:6379/0"
@@ -217,6 +220,10 @@ tls_handshake_timeout: 3s
     assert_eq!(c.upstream.url, "http://localhost:3000/api");
     assert_eq!(c.upstream.url.path(), "/api");
     assert_eq!(c.upstream.connect_timeout, Duration::from_millis(500));
+    assert_eq!(
+        c.upstream.websocket_max_lifetime,
+        Some(Duration::from_secs(3600))
+    );
     assert_eq!(
         c.upstream.host_header,
         HostHeader::Literal(http::HeaderValue::from_static("backend.internal:3000"))
@@ -417,4 +424,14 @@ fn example_config_loads_and_demo_password_verifies() {
     let rules = c.access.rules();
     assert_eq!(rules[0].allow, Allow::Anonymous);
     assert_eq!(rules[1].roles, ["admin"]);
+}
+
+#[test]
+fn websocket_max_lifetime_must_be_a_positive_duration() {
+    for bad in ["0s", "forever", "\"\""] {
+        let yaml = with_upstream(&format!(
+            "  url: http://127.0.0.1:3000\n  websocket_max_lifetime: {bad}\n"
+        ));
+        assert_eq!(err_key(&yaml), "upstream.websocket_max_lifetime", "{bad}");
+    }
 }

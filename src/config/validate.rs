@@ -20,6 +20,7 @@ use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
 mod browser;
 mod endpoints;
+mod log;
 mod paths;
 mod regulation;
 mod session;
@@ -95,6 +96,13 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         max_connections: count("max_connections", &raw.max_connections)?,
     };
     let (cors, csrf) = browser::cors_and_csrf(&raw.cors, &raw.csrf)?;
+    let login = browser::login(
+        raw.login_url.as_deref(),
+        &raw.login_return_param,
+        &raw.allowed_redirect_hosts,
+    )?;
+    browser::warn_unless_login_page_is_public(login.as_ref(), &access, &paths, &mut warnings);
+    let log = log::log(&raw.log)?;
     Ok(Config {
         listen,
         admin_listen,
@@ -116,6 +124,8 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         server,
         cors,
         csrf,
+        login,
+        log,
         warnings,
     })
 }
@@ -379,6 +389,11 @@ fn upstream(
         idle_timeout: positive_duration("upstream.idle_timeout", &raw.idle_timeout)?,
         pool_idle_timeout: duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
         host_header,
+        websocket_max_lifetime: raw
+            .websocket_max_lifetime
+            .as_deref()
+            .map(|text| positive_duration("upstream.websocket_max_lifetime", text))
+            .transpose()?,
         trust,
         tls_server_name,
     })

@@ -4,15 +4,18 @@
 //! sees an id). Every write carries a TTL, and `touch` never recreates a missing key, so a logout
 //! racing with a slow request stays a logout. Login regulation keeps its counters and bans here
 //! too (`incr`, `decr`, `ttl`, `create`), so that every replica sharing the store shares them.
+//! The backends are [`memory`] and [`redis`]; [`metered`] wraps either to time every operation.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 pub mod memory;
+pub mod metered;
 pub mod redis;
 
 pub use self::memory::MemoryStore;
+pub use self::metered::MeteredStore;
 pub use self::redis::RedisStore;
 
 /// A boxed future returned by store operations.

@@ -480,3 +480,138 @@ async fn too_many_attempts_carries_cors_headers_for_a_listed_app() {
         Some("true")
     );
 }
+
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[tokio::test]
+async fn an_unauthenticated_page_load_is_sent_to_the_login_page_and_apis_keep_their_401() {
+    let upstream = Upstream::start().await;
+    let rules = format!(
+        "{}    - path: /login\n      allow: anonymous\n",
+        support::RULES_R
+    );
+    let yaml = support::config_yaml(upstream.addr, Store::Memory, "login_url: /login\n")
+        .replace(support::RULES_R, &rules);
+    let gateway = support::Gateway::start(&yaml).await;
+    let mut anon = gateway.client();
+    for method in [Method::GET, Method::HEAD] {
+        let reply = anon
+            .send(
+                method.clone(),
+                "/api/x?a=1&b=%2F",
+                &[("accept", BROWSER_ACCEPT)],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(reply.status, 303, "{method}");
+        assert_eq!(
+            reply.header("location"),
+            Some("/login?return_to=/api/x%3Fa%3D1%26b%3D%252F"),
+            "{method}"
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        assert!(reply.set_cookies().is_empty());
+    }
+    // APIs, other methods and refusals that a login cannot cure keep their JSON answers.
+    for (method, path, accept, status) in [
+        (Method::GET, "/api/x", "application/json", 401),
+        (Method::GET, "/api/x", "*/*", 401),
+        (Method::POST, "/api/x", BROWSER_ACCEPT, 401),
+    ] {
+        let reply = anon
+            .send(method.clone(), path, &[("accept", accept)], Bytes::new())
+            .await;
+        assert_eq!(reply.status, status, "{method} {path} {accept}");
+        assert_eq!(reply.error_code(), "unauthenticated");
+    }
+    assert!(upstream.is_untouched());
+    // The login page itself is public, and a session's page loads go through.
+    let reply = anon
+        .send(
+            Method::GET,
+            "/login?return_to=/api/x",
+            &[("accept", BROWSER_ACCEPT)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    upstream.clear();
+    let mut user = gateway.client();
+    login(&mut user, "user", USER_PW).await;
+    let reply = user
+        .send(
+            Method::GET,
+            "/api/x",
+            &[("accept", BROWSER_ACCEPT)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let reply = user
+        .send(
+            Method::GET,
+            "/admin/x",
+            &[("accept", BROWSER_ACCEPT)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+}
+
+#[tokio::test]
+async fn a_login_returns_only_to_its_own_origin_or_an_allowed_host() {
+    let (_upstream, gateway) = support::setup_with(
+        Store::Memory,
+        "login_url: \"https://sso.example.test/login\"\nallowed_redirect_hosts: [app.example.test]\n",
+    )
+    .await;
+    // A login page elsewhere gets the full URL of the page to come back to.
+    let reply = gateway
+        .client()
+        .send(
+            Method::GET,
+            "/api/x",
+            &[("accept", BROWSER_ACCEPT)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 303);
+    let own = own_origin(&gateway);
+    let back = format!("{own}/api/x").replace(':', "%3A");
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("https://sso.example.test/login?return_to={back}").as_str())
+    );
+    let own_page = format!("{own}/api/x?y=1");
+    for (asked, answered) in [
+        ("/api/x?y=1", "/api/x?y=1"),
+        (own_page.as_str(), own_page.as_str()),
+        (
+            "https://app.example.test/home",
+            "https://app.example.test/home",
+        ),
+        ("https://evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://app.example.test@evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+    ] {
+        let body = serde_json::json!({
+            "username": "user",
+            "password": USER_PW,
+            "return_to": asked,
+        });
+        let reply = gateway.client().post_json("/session", &body).await;
+        assert_eq!(reply.status, 201, "{asked}");
+        assert_eq!(reply.json()["return_to"], answered, "{asked}");
+    }
+    let reply = gateway
+        .client()
+        .post_json(
+            "/session",
+            &serde_json::json!({ "username": "user", "password": USER_PW }),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    assert!(reply.json().get("return_to").is_none());
+}

@@ -73,12 +73,14 @@ fn assert_regulated(reply: &Reply, max_retry_after: u64) {
     retry_after(reply, max_retry_after);
 }
 
-/// Status, body and every header but `Date` (and `Retry-After`, which counts down), sorted.
+/// Status, body and every header but `Date`, `Retry-After` (which counts down) and
+/// `X-Request-Id` (new for every request, whoever sends it), sorted.
 fn shape(reply: &Reply) -> (u16, Bytes, Vec<(String, String)>) {
+    assert!(reply.header("x-request-id").is_some());
     let mut headers: Vec<(String, String)> = reply
         .headers
         .iter()
-        .filter(|(n, _)| !matches!(n.as_str(), "date" | "retry-after"))
+        .filter(|(n, _)| !matches!(n.as_str(), "date" | "retry-after" | "x-request-id"))
         .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
         .collect();
     headers.sort();

@@ -1,7 +1,8 @@
 //! Test harness: a real `redis-server`, a recording echo upstream and the real gateway, each on
 //! an ephemeral loopback port, plus an HTTP client with a cookie jar and a raw-bytes client, the
-//! real binary as a child process ([`binary`]), TLS certificates and clients ([`tls`]) and a real
-//! nginx doing forward-auth in front of them ([`nginx`]).
+//! real binary as a child process ([`binary`]), TLS certificates and clients ([`tls`]), a real
+//! nginx doing forward-auth in front of them ([`nginx`]) and a WebSocket echo upstream
+//! ([`ws_upstream`]).
 
 #![allow(dead_code)]
 
@@ -11,6 +12,7 @@ pub mod nginx;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
+pub mod ws_upstream;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -27,6 +29,7 @@ pub use nginx::Nginx;
 pub use redis::{commands_between, RedisServer};
 pub use tls::{Leaf, TestCa, TestCert};
 pub use upstream::Upstream;
+pub use ws_upstream::WsUpstream;
 
 /// Passwords of the fixture users.
 pub const USER_PW: &str = "reader-password-1";

@@ -220,31 +220,3 @@ async fn sighup_makes_the_real_binary_load_renamed_certificate_files() {
         );
     }
 }
-
-#[tokio::test]
-async fn sighup_without_tls_is_logged_and_does_not_stop_the_binary() {
-    let upstream = Upstream::start().await;
-    let addr: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", support::free_port())
-        .parse()
-        .unwrap();
-    let yaml = support::config_yaml_with(
-        upstream.addr,
-        Store::Memory,
-        &ConfigOptions {
-            listen: Some(addr),
-            admin_listen: Some(admin),
-            ..ConfigOptions::default()
-        },
-    );
-    let mut binary = Binary::run(&yaml, &[("RUST_LOG", "info")]);
-    binary.wait_listening(addr).await;
-    binary.signal("-HUP");
-    wait_logged(&binary, "nothing to reload", 1).await;
-    let reply = support::Client::new(addr).get("/public/a").await;
-    assert_eq!(reply.status, 200);
-    binary.signal("-TERM");
-    assert!(binary.wait_exit(Duration::from_secs(10)).await.success());
-}

@@ -67,3 +67,61 @@ fn null_wildcards_and_non_origins_are_errors_naming_the_key() {
         assert_eq!(err_key(&base(yaml)), key, "{yaml}");
     }
 }
+
+#[test]
+fn login_url_is_a_path_or_an_absolute_url_and_warns_unless_public() {
+    let c = load_ok(&base(
+        "login_url: /login?app=1\naccess:\n  rules:\n    - path: /login\n      allow: anonymous\n",
+    ));
+    let login = c.login.expect("login configured");
+    assert_eq!(login.url, LoginUrl::Path("/login?app=1".into()));
+    assert_eq!(login.return_param, "return_to");
+    assert!(!c.warnings.iter().any(|w| w.starts_with("login_url")));
+
+    let c = load_ok(&base("login_url: /login\n"));
+    assert!(
+        c.warnings.iter().any(|w| w.starts_with("login_url")),
+        "{:?}",
+        c.warnings
+    );
+
+    let c = load_ok(&base(
+        "login_url: \"https://sso.example/start\"\nlogin_return_param: rd\nallowed_redirect_hosts: [App.Example.test, .corp.example, \"gw.test:8443\"]\n",
+    ));
+    let login = c.login.unwrap();
+    assert_eq!(
+        login.url,
+        LoginUrl::Absolute("https://sso.example/start".into())
+    );
+    assert_eq!(login.return_param, "rd");
+    assert_eq!(
+        login.allowed_redirect_hosts,
+        ["app.example.test", ".corp.example", "gw.test:8443"]
+    );
+    assert!(load_ok(&base("")).login.is_none());
+}
+
+#[test]
+fn bad_login_settings_are_errors_naming_the_key() {
+    for (yaml, key) in [
+        ("login_url: login\n", "login_url"),
+        ("login_url: /a/../login\n", "login_url"),
+        ("login_url: \"ftp://sso.example/\"\n", "login_url"),
+        ("login_url: \"/login#x\"\n", "login_url"),
+        ("login_return_param: \"a b\"\n", "login_return_param"),
+        (
+            "allowed_redirect_hosts: [\"https://a.test\"]\n",
+            "allowed_redirect_hosts[0]",
+        ),
+        (
+            "allowed_redirect_hosts: [\"a.test\", \"*.b.test\"]\n",
+            "allowed_redirect_hosts[1]",
+        ),
+        (
+            "allowed_redirect_hosts: [\"a.test/x\"]\n",
+            "allowed_redirect_hosts[0]",
+        ),
+    ] {
+        assert_eq!(err_key(&base(yaml)), key, "{yaml}");
+    }
+}

@@ -49,12 +49,15 @@ fn check_config_command(command: &mut Command, env: &[(&str, &str)]) -> Output {
 /// A running `portcullis --config FILE`.
 pub struct Binary {
     child: Option<Child>,
+    config: PathBuf,
     stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Binary {
     /// Start the gateway on `yaml` with `env` added to the environment; stderr goes to a file.
+    /// `RUST_LOG` is not inherited from the test's environment (it would override `log.level`):
+    /// pass it in `env` to set it.
     pub fn run(yaml: &str, env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), yaml);
@@ -65,7 +68,8 @@ impl Binary {
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(File::create(&stderr).unwrap());
+            .stderr(File::create(&stderr).unwrap())
+            .env_remove("RUST_LOG");
         for (name, value) in env {
             command.env(name, value);
         }
@@ -74,9 +78,15 @@ impl Binary {
             .unwrap_or_else(|e| panic!("cannot run {PORTCULLIS}: {e}"));
         Binary {
             child: Some(child),
+            config,
             stderr,
             _dir: dir,
         }
+    }
+
+    /// The config file it runs on (rewrite it, then send SIGHUP, to reload).
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// The process id.
