@@ -36,12 +36,19 @@ install_missing() {
 
 install_missing redis-server redis-server redis redis
 install_missing nginx nginx nginx nginx
-install_missing python3 python3-pip python3-pip python3
+install_missing python3 python3 python3 python3
 # The Kubernetes manifests are checked against the schemas this package bundles (no network).
+KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
   echo "kubernetes-validate not found: installing it with pip" >&2
-  python3 -m pip install --quiet kubernetes-validate \
-    || python3 -m pip install --quiet --break-system-packages kubernetes-validate
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet "$KUBERNETES_VALIDATE" \
+    || python3 -m pip install --quiet --break-system-packages "$KUBERNETES_VALIDATE"
 fi
 redis-server --version
 PATH="$PATH:/usr/sbin" nginx -v
