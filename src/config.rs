@@ -262,12 +262,46 @@ pub enum StoreConfig {
 /// Redis connection settings.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://` URL (may hold a password, hence secret).
-    pub url: Secret<String>,
+    /// Which deployment: one server, a Cluster or a Sentinel-watched primary.
+    pub topology: RedisTopology,
+    /// ACL user for the data nodes (`session.redis_username`); `None`: the URL's, if any.
+    pub username: Option<Secret<String>>,
+    /// Password for the data nodes (`session.redis_password`); `None`: the URL's, if any.
+    pub password: Option<Secret<String>>,
+    /// PEM CA certificates for `rediss://` (`session.redis_ca_file`); `None`: the system's.
+    pub ca_pem: Option<Vec<u8>>,
     /// Per-command timeout; past it the store counts as down.
     pub timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+}
+
+/// `session.redis_url`, `session.redis_cluster` or `session.redis_sentinel`. URLs may hold a
+/// password, hence secret.
+#[derive(Debug, Clone)]
+pub enum RedisTopology {
+    /// One server (`redis_url`).
+    Standalone(Secret<String>),
+    /// A Redis Cluster, reached through any of these nodes (`redis_cluster`).
+    Cluster(Vec<Secret<String>>),
+    /// The primary that these sentinels name `master_name` (`redis_sentinel`).
+    Sentinel {
+        /// The monitored primary's name.
+        master_name: String,
+        /// The sentinels' URLs.
+        nodes: Vec<Secret<String>>,
+    },
+}
+
+impl RedisTopology {
+    /// `standalone`, `cluster` or `sentinel`, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Standalone(_) => "standalone",
+            Self::Cluster(_) => "cluster",
+            Self::Sentinel { .. } => "sentinel",
+        }
+    }
 }
 
 /// `session.cookie`, resolved (`secure: auto` already decided).

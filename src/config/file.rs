@@ -159,8 +159,20 @@ pub(crate) struct RawUpstream {
 pub(crate) struct RawSession {
     /// `redis` or `memory`; absent means memory on a loopback listener, else an error.
     pub store: Option<String>,
-    /// `redis://` or `rediss://` URL (required with the redis store).
+    /// A standalone Redis: `redis://` or `rediss://` URL. With the redis store, exactly one of
+    /// `redis_url`, `redis_cluster` and `redis_sentinel` is set.
     pub redis_url: Option<String>,
+    /// A Redis Cluster: the URLs of some of its nodes (the rest are discovered).
+    pub redis_cluster: Option<Vec<String>>,
+    /// A primary watched by Redis Sentinel.
+    pub redis_sentinel: Option<RawSentinel>,
+    /// ACL user for the Redis data nodes (needs `redis_password`).
+    pub redis_username: Option<String>,
+    /// Password for the Redis data nodes (`AUTH`).
+    pub redis_password: Option<String>,
+    /// PEM file of the CA certificates that `rediss://` servers are checked against (default:
+    /// the system's trust store).
+    pub redis_ca_file: Option<String>,
     /// Per-command Redis timeout (duration).
     pub redis_timeout: String,
     /// Redis connect timeout (duration).
@@ -175,6 +187,17 @@ pub(crate) struct RawSession {
     pub absolute_timeout: String,
     /// Cookie attributes.
     pub cookie: RawCookie,
+}
+
+/// `session.redis_sentinel`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSentinel {
+    /// The name the sentinels know the primary by (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// The sentinels' URLs (`redis://host:26379`); credentials in them authenticate to the
+    /// sentinels.
+    pub nodes: Vec<String>,
 }
 
 /// `session.cookie`.
@@ -394,6 +417,11 @@ impl Default for RawSession {
         Self {
             store: None,
             redis_url: None,
+            redis_cluster: None,
+            redis_sentinel: None,
+            redis_username: None,
+            redis_password: None,
+            redis_ca_file: None,
             redis_timeout: "500ms".into(),
             redis_connect_timeout: "1s".into(),
             key_prefix: DEFAULT_KEY_PREFIX.into(),

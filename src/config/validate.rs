@@ -22,6 +22,7 @@ mod browser;
 mod endpoints;
 mod log;
 mod paths;
+mod redis;
 mod regulation;
 mod session;
 mod tls;
@@ -53,6 +54,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     let public_https = public_url.as_ref().is_some_and(|u| u.https);
     let session = session::session(
         &raw.session,
+        base_dir,
         listen,
         tls.is_some(),
         public_https,

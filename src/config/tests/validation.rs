@@ -99,7 +99,7 @@ fn redis_store_requires_a_secret_and_a_url() {
 #[test]
 fn redis_urls_that_could_not_start_are_refused_without_echoing_them() {
     for url in [
-        "rediss://127.0.0.1:6379/0",
+        "rediss://:hunter2pw@127.0.0.1:6379/0#insecure",
         "redis://:hunter2pw@127.0.0.1:notaport/0",
         "redis://:hunter2pw@127.0.0.1:6379/zz",
     ] {
