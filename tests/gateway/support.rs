@@ -10,6 +10,8 @@ pub mod binary;
 pub mod client;
 pub mod nginx;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod tls;
 pub mod upstream;
 pub mod ws_upstream;
@@ -27,6 +29,8 @@ pub use binary::Binary;
 pub use client::{raw, Client};
 pub use nginx::Nginx;
 pub use redis::{commands_between, RedisServer};
+pub use redis_cluster::RedisCluster;
+pub use redis_sentinel::RedisSentinel;
 pub use tls::{Leaf, TestCa, TestCert};
 pub use upstream::Upstream;
 pub use ws_upstream::WsUpstream;
@@ -68,6 +72,10 @@ pub const RULES_R: &str = "access:\n  default: authenticated\n  rules:\n    - pa
 pub enum Store<'a> {
     Memory,
     Redis(&'a RedisServer),
+    Cluster(&'a RedisCluster),
+    Sentinel(&'a RedisSentinel),
+    /// Redis, connected as these `session:` lines say (topology, credentials, TLS).
+    RedisWith(&'a str),
 }
 
 /// A config for fixture R in front of `upstream` with `store`, plus `extra` YAML lines.
@@ -119,11 +127,17 @@ pub fn config_yaml_with(
         None => format!("http://{upstream}"),
     };
     let upstream_lines = options.upstream;
-    let store = match store {
-        Store::Memory => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
-        Store::Redis(redis) => format!(
-            "  store: redis\n  redis_url: \"{}\"\n  redis_timeout: 300ms\n  redis_connect_timeout: 300ms\n  secrets: [\"{SECRET_1}\"]\n",
-            redis.url()
+    let redis = match store {
+        Store::Memory => None,
+        Store::Redis(redis) => Some(format!("  redis_url: \"{}\"\n", redis.url())),
+        Store::Cluster(cluster) => Some(cluster.session_yaml()),
+        Store::Sentinel(sentinel) => Some(sentinel.session_yaml()),
+        Store::RedisWith(lines) => Some(lines.to_owned()),
+    };
+    let store = match redis {
+        None => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
+        Some(redis) => format!(
+            "  store: redis\n{redis}  redis_timeout: 300ms\n  redis_connect_timeout: 300ms\n  secrets: [\"{SECRET_1}\"]\n"
         ),
     };
     format!(
