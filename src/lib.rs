@@ -21,7 +21,7 @@
 //! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
 //! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends
-//!   and a wrapper that measures either.
+//!   (one server, Cluster or Sentinel) and a wrapper that measures either.
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].

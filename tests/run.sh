@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The integration tests start their own redis-server and nginx on free
-# loopback ports, so both binaries must be there: install them from the OS packages when missing.
+# Runs the whole test suite. The integration tests start their own redis-server (single servers,
+# Redis Clusters and Sentinel setups) and nginx on free loopback ports, so those binaries must be
+# there: install them from the OS packages when missing.
 # The Kubernetes manifests are validated with the kubernetes-validate Python package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,8 @@ install_missing() {
 }
 
 install_missing redis-server redis-server redis redis
+# redis-cli forms the test Redis Clusters (`redis-cli --cluster create`).
+install_missing redis-cli redis-tools redis redis
 install_missing nginx nginx nginx nginx
 install_missing python3 python3 python3 python3
 # The Kubernetes manifests are checked against the schemas this package bundles (no network).

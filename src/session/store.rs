@@ -4,7 +4,8 @@
 //! sees an id). Every write carries a TTL, and `touch` never recreates a missing key, so a logout
 //! racing with a slow request stays a logout. Login regulation keeps its counters and bans here
 //! too (`incr`, `decr`, `ttl`, `create`), so that every replica sharing the store shares them.
-//! The backends are [`memory`] and [`redis`]; [`metered`] wraps either to time every operation.
+//! The backends are [`memory`] and [`redis`] (one server, a Redis Cluster or a Sentinel-watched
+//! primary); [`metered`] wraps either to time every operation.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -188,8 +188,8 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// `PING`: on a Cluster, every primary must answer (a lost primary is a store that is down
-    /// for the keys in its slots).
+    /// `PING`: on a Cluster, to every primary the client holds a connection to (the crate's
+    /// fan-out skips one it cannot connect to at all), on Sentinel to the primary.
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let _: String = self.run(redis::cmd("PING")).await?;
