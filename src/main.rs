@@ -81,10 +81,11 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = portcullis::reload::on_hangup(path, std::sync::Arc::clone(&state)) {
+    if let Err(err) = portcullis::reload::on_hangup(path.clone(), std::sync::Arc::clone(&state)) {
         tracing::error!(error = %err, "cannot listen for SIGHUP");
         return ExitCode::FAILURE;
     }
+    portcullis::reload::watch_users_file(path, std::sync::Arc::clone(&state));
     server::run(listeners, state, shutdown).await;
     ExitCode::SUCCESS
 }

@@ -25,4 +25,5 @@ mod session_api;
 mod smuggling;
 mod store;
 mod tls;
+mod upstream_check;
 mod websockets;

@@ -24,6 +24,8 @@ pub struct Recorded {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
+    /// The body, lossily as text.
+    pub body: String,
 }
 
 impl Recorded {
@@ -155,6 +157,7 @@ async fn echo(req: Request<Incoming>, records: Arc<Mutex<Vec<Recorded>>>) -> Res
             })
             .collect(),
         body_len: body.len(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
     records.lock().unwrap().push(record.clone());
     let path = parts.uri.path();
