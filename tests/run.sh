@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The integration tests start their own redis-server and nginx on free
-# loopback ports, so both binaries must be there: install them from the OS packages when missing.
+# loopback ports and run Apache's htpasswd, so those binaries must be there: install them from the
+# OS packages when missing.
 # The Kubernetes manifests are validated with the kubernetes-validate Python package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,8 @@ install_missing() {
 
 install_missing redis-server redis-server redis redis
 install_missing nginx nginx nginx nginx
+# Apache's htpasswd writes the bcrypt users files the users_file tests log in with.
+install_missing htpasswd apache2-utils httpd-tools httpd
 install_missing python3 python3-pip python3-pip python3
 # The Kubernetes manifests are checked against the schemas this package bundles (no network).
 if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then

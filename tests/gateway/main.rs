@@ -26,4 +26,5 @@ mod smuggling;
 mod store;
 mod tls;
 mod upstream_check;
+mod users_file;
 mod websockets;
