@@ -275,13 +275,45 @@ mod tests {
     }
 
     #[test]
+    fn an_openssl_key_without_its_public_half_loads() {
+        // `openssl genpkey -algorithm ed25519`: PKCS#8 v1, the public key left out. A test key.
+        let pem = "-----BEGIN PRIVATE KEY-----\n\
+                   MC4CAQAwBQYDK2VwBCIEIGGyob0FvjKrqhyAFDNtvoBOXRq1vkBOj6kLlcYKWJOo\n\
+                   -----END PRIVATE KEY-----\n";
+        let signer = AssertionSigner::ed25519_pem(pem.as_bytes(), None).unwrap();
+        let jwks = signer.jwks().unwrap();
+        let x = URL_SAFE_NO_PAD
+            .decode(jwks["keys"][0]["x"].as_str().unwrap())
+            .unwrap();
+        let token = signer.sign(&Claims {
+            iss: "i",
+            aud: "a",
+            sub: "s",
+            roles: &[],
+            iat: 1,
+            exp: 61,
+        });
+        let (_, _, signature, signed) = parts(&token);
+        UnparsedPublicKey::new(&ED25519, x)
+            .verify(signed.as_bytes(), &signature)
+            .unwrap();
+    }
+
+    #[test]
     fn the_default_eddsa_kid_is_the_rfc7638_thumbprint() {
-        // RFC 8037 appendix A.3: the thumbprint of the example key.
-        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
-        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        // RFC 8037 appendix A: the example key, and (A.3) its thumbprint.
+        let d = URL_SAFE_NO_PAD
+            .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
+            .unwrap();
+        let mut der = hex::decode("302e020100300506032b657004220420").unwrap();
+        der.extend_from_slice(&d);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+        let signer = AssertionSigner::ed25519_pem(pem.as_bytes(), None).unwrap();
+        assert_eq!(signer.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
         assert_eq!(
-            URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())),
-            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+            signer.jwks().unwrap()["keys"][0]["x"],
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
         );
     }
 
