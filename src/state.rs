@@ -72,17 +72,6 @@ pub struct ConnInfo {
 #[error("cannot set up the session store")]
 pub struct StoreSetupError(#[source] redis::RedisError);
 
-impl Policy {
-    /// The users, rules and users file `config` sets.
-    fn of(config: &Config) -> Self {
-        Self {
-            users: Users::new(config.users.clone()),
-            access: config.access.clone(),
-            users_file: config.users_file.clone(),
-        }
-    }
-}
-
 impl AppState {
     /// Build the state from a validated config. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> Result<Arc<Self>, StoreSetupError> {
@@ -150,5 +139,16 @@ impl AppState {
     /// Whether shutdown has started.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+}
+
+impl Policy {
+    /// The users, rules and users file `config` sets.
+    fn of(config: &Config) -> Self {
+        Self {
+            users: Users::new(config.users.clone()),
+            access: config.access.clone(),
+            users_file: config.users_file.clone(),
+        }
     }
 }

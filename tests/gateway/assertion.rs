@@ -242,3 +242,51 @@ async fn display_name_and_email_reach_the_upstream_only_from_portcullis() {
         (None, None)
     );
 }
+
+#[tokio::test]
+async fn a_forward_auth_allow_carries_the_assertion_for_the_proxy_to_pass_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s"),
+        "assertion-secret-for-tests-0123456789",
+    )
+    .unwrap();
+    let (_upstream, gateway) = start(&format!(
+        "trusted_proxies: [\"127.0.0.1/32\"]\nidentity_headers:\n  display_name: X-User-Name\n  assertion:\n    algorithm: HS256\n    secret: \"${{file:{}}}\"\n    issuer: https://gw.example.test\n    audience: orders-api\n",
+        dir.path().join("s").display()
+    ))
+    .await;
+    let mut user = gateway.client();
+    login(&mut user, "user", USER_PW).await;
+    let described = [
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-uri", "/api/x"),
+        ("x-forwarded-host", "gw.example.test"),
+        ("x-auth-assertion", "forged"),
+    ];
+    let reply = user
+        .send(
+            Method::GET,
+            "/.portcullis/auth",
+            &described,
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let name = reply.headers.get("x-user-name").map(|v| v.as_bytes());
+    assert_eq!(name, Some("Ursula Ü. User".as_bytes()), "sent as UTF-8");
+    let (header, claims, _, _) = jwt(reply.header("x-auth-assertion").expect("an assertion"));
+    check_claims(&header, &claims, "HS256");
+    // No session: 401 and nothing a proxy could copy.
+    let reply = gateway
+        .client()
+        .send(
+            Method::GET,
+            "/.portcullis/auth",
+            &described,
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.header("x-auth-assertion"), None);
+}
