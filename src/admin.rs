@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process runs), `/readyz` (listeners bound, config loaded,
-//! not draining), `/readyz?verbose` and `/metrics` (Prometheus). Never served on the proxy
-//! listener.
+//! not draining), `/readyz?verbose`, `/metrics` (Prometheus) and, with an EdDSA identity
+//! assertion, `/.well-known/jwks.json` (its public key, for upstreams to verify with). Never
+//! served on the proxy listener.
 //!
 //! Store health is watched with `PING` only, in the background, and fails readiness only when
 //! `admin.ready_requires_store` is set, so a Redis blip never empties a Service of every replica;
@@ -14,6 +15,9 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::response::{self, Body};
 use crate::state::AppState;
+
+/// Where the identity assertion's public keys are served (a JWK Set).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// How often the store is pinged.
 pub const STORE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -40,8 +44,22 @@ pub fn handle<B>(state: &AppState, request: &Request<B>) -> Response<Body> {
             crate::metrics::CONTENT_TYPE,
             state.metrics.encode(state.store_up.load(Ordering::Relaxed)),
         ),
-        _ => response::error(StatusCode::NOT_FOUND, "not_found", "Not found."),
+        JWKS_PATH => match state
+            .config
+            .identity_headers
+            .assertion
+            .as_ref()
+            .and_then(|a| a.signer.jwks())
+        {
+            Some(jwks) => response::json(StatusCode::OK, &jwks),
+            None => not_found(),
+        },
+        _ => not_found(),
     }
+}
+
+fn not_found() -> Response<Body> {
+    response::error(StatusCode::NOT_FOUND, "not_found", "Not found.")
 }
 
 fn readiness(state: &AppState, query: Option<&str>) -> Response<Body> {

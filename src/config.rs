@@ -17,7 +17,8 @@ use rustls_pki_types::ServerName;
 use serde_yaml::Value;
 
 use crate::access::{PathOptions, RuleSet};
-use crate::identity::User;
+use crate::assertion::AssertionConfig;
+use crate::identity::{Source, UpstreamCheckConfig, User};
 
 mod file;
 pub mod secret;
@@ -110,10 +111,16 @@ pub struct Config {
     pub forward_auth: ForwardAuthConfig,
     /// Local users (from `users` and `users_file`).
     pub users: Vec<User>,
+    /// `users_file`, resolved against the config file's directory: watched, and reloaded with
+    /// the config when it changes.
+    pub users_file: Option<PathBuf>,
     /// Identity header names and the client headers always stripped.
     pub identity_headers: IdentityHeaders,
     /// Access rules.
     pub access: RuleSet,
+    /// Paths denied on the proxy listener whatever `access` says (the delegated check endpoint
+    /// when it shares the upstream's origin); judged on every reading, like the rules.
+    pub denied_paths: RuleSet,
     /// Which ambiguous path spellings are forwarded (and judged on every reading).
     pub paths: PathOptions,
     /// Password hashing limits.
@@ -343,11 +350,17 @@ pub struct IdentityHeaders {
     pub user: HeaderName,
     /// Header carrying the comma-separated roles.
     pub roles: HeaderName,
+    /// Header carrying the display name, when configured.
+    pub display_name: Option<HeaderName>,
+    /// Header carrying the e-mail address, when configured.
+    pub email: Option<HeaderName>,
+    /// The signed identity assertion, when configured.
+    pub assertion: Option<AssertionConfig>,
     /// Client header patterns always removed (exact names or `prefix*`), lower-cased, `_` as `-`.
     pub strip: Vec<String>,
 }
 
-/// `identity`: password hashing limits.
+/// `identity`: password hashing limits and the identity sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityConfig {
     /// Hashes computed at once.
@@ -356,6 +369,21 @@ pub struct IdentityConfig {
     pub hash_queue: usize,
     /// Largest memory cost a users entry may need, in KiB.
     pub max_hash_memory_kib: u32,
+    /// The sources a login is tried against, in order (`upstream_check`, if present, last).
+    pub sources: Vec<Source>,
+    /// The delegated credential check, when configured.
+    pub upstream_check: Option<UpstreamCheckConfig>,
+}
+
+impl IdentityHeaders {
+    /// Every configured identity header name: what the upstream receives only from Portcullis.
+    pub fn names(&self) -> Vec<&HeaderName> {
+        let mut names = vec![&self.user, &self.roles];
+        names.extend(self.display_name.iter());
+        names.extend(self.email.iter());
+        names.extend(self.assertion.iter().map(|a| &a.header));
+        names
+    }
 }
 
 /// `regulation`: failed logins are counted in three windows; reaching a window's `max_retries`

@@ -12,6 +12,7 @@ use http::{Response, StatusCode};
 use crate::access::PathError;
 use crate::forward::ForwardError;
 use crate::framing::FramingError;
+use crate::identity::UpstreamCheckError;
 use crate::metrics::Outcome;
 use crate::response::{self, Body};
 use crate::session::StoreError;
@@ -61,6 +62,9 @@ pub enum RequestError {
     /// The hashing queue is full.
     #[error("login busy")]
     LoginBusy,
+    /// The delegated credential check gave no usable answer.
+    #[error("identity source unavailable")]
+    IdentitySourceUnavailable(#[source] UpstreamCheckError),
     /// Login regulated: too many failed attempts for this user, address or both.
     #[error("too many failed login attempts")]
     TooManyAttempts {
@@ -151,6 +155,12 @@ impl RequestError {
                 "login_busy",
                 "Too many logins in progress; retry shortly.",
                 Outcome::LoginBusy,
+            ),
+            IdentitySourceUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_source_unavailable",
+                "The identity source is unavailable; retry shortly.",
+                Outcome::IdentitySourceUnavailable,
             ),
             TooManyAttempts { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -272,6 +282,10 @@ mod tests {
             (
                 RequestError::Upstream(ForwardError::ClientBody("cut".into())),
                 Outcome::BadRequest,
+            ),
+            (
+                RequestError::IdentitySourceUnavailable(UpstreamCheckError::Timeout),
+                Outcome::IdentitySourceUnavailable,
             ),
         ] {
             let response = rescue(&err);

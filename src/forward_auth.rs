@@ -22,7 +22,6 @@ use crate::context::RequestContext;
 use crate::csrf;
 use crate::error::RequestError;
 use crate::gateway::{self, AccessRequest};
-use crate::headers;
 use crate::response::{self, Body};
 use crate::state::{AppState, ConnInfo};
 
@@ -114,14 +113,7 @@ pub async fn decide<B>(
     let identity = gateway::authorize(state, &access, ctx).await?;
     let mut response = response::empty(StatusCode::OK);
     if let Some(identity) = identity {
-        let ids = &state.config.identity_headers;
-        headers::inject_identity(
-            response.headers_mut(),
-            &ids.user,
-            &ids.roles,
-            &identity.user,
-            &identity.roles,
-        );
+        gateway::inject_identity(state, response.headers_mut(), &identity);
         ctx.user = Some(identity.user);
     }
     Ok(response)
@@ -151,7 +143,7 @@ fn read_headers(headers: &HeaderMap) -> Result<Described<'_>, RequestError> {
 
 /// `Ok(None)` when absent; 400 when repeated or not visible ASCII.
 fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, RequestError> {
-    headers::single(headers, name)
+    crate::headers::single(headers, name)
         .map_err(|_| RequestError::BadRequest("repeated or unreadable forward-auth header"))
 }
 

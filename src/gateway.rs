@@ -18,7 +18,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access::{CanonicalPath, Decision};
+use crate::access::{CanonicalPath, Decision, RuleSet};
 use crate::config::HostHeader;
 use crate::context::RequestContext;
 use crate::error::RequestError;
@@ -36,6 +36,10 @@ pub struct Identity {
     pub user: String,
     /// The user's current roles.
     pub roles: Vec<String>,
+    /// The user's display name, when known.
+    pub display_name: Option<String>,
+    /// The user's e-mail address, when known.
+    pub email: Option<String>,
 }
 
 /// What the access decision looks at: the request as the client sent it, whether it reached
@@ -122,7 +126,7 @@ pub async fn authorize(
             Some(Ok(asked)) => {
                 let denied = [method, &asked]
                     .into_iter()
-                    .any(|m| access.decide(request.path, m) == Decision::Deny);
+                    .any(|m| decide(state, access, request.path, m) == Decision::Deny);
                 return if denied {
                     Err(RequestError::Unauthenticated)
                 } else {
@@ -133,7 +137,7 @@ pub async fn authorize(
             None => {}
         }
     }
-    let decision = access.decide(request.path, method);
+    let decision = decide(state, access, request.path, method);
     if decision != Decision::Anonymous
         && !is_safe(method)
         && state.sessions.find_cookie(headers) != CookieLookup::Absent
@@ -175,6 +179,15 @@ pub async fn authorize(
     }
 }
 
+/// The rules' decision, unless the path is one of `denied_paths` (the check endpoint behind the
+/// upstream's origin), which no rule can open.
+fn decide(state: &AppState, access: &RuleSet, path: &CanonicalPath, method: &Method) -> Decision {
+    match state.config.denied_paths.decide(path, method) {
+        Decision::Deny => Decision::Deny,
+        _ => access.decide(path, method),
+    }
+}
+
 /// Methods a browser page may send across origins without acting (RFC 9110 §9.2.1, as CSRF
 /// defences read it).
 fn is_safe(method: &Method) -> bool {
@@ -185,13 +198,45 @@ async fn load_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<ActiveSession>, crate::session::StoreError> {
-    state.sessions.resolve(headers, &state.policy().users).await
+    state
+        .sessions
+        .resolve(
+            headers,
+            &state.policy().users,
+            &state.config.identity.sources,
+        )
+        .await
 }
 
 fn identity(session: ActiveSession) -> Identity {
     Identity {
         user: session.record.user,
         roles: session.roles,
+        display_name: session.display_name,
+        email: session.email,
+    }
+}
+
+/// Set every configured identity header for `identity` in `h`: user, roles, the display name
+/// and e-mail address when both configured and known, and the signed assertion. `h` holds no
+/// client copy of any of them (the request was stripped; a forward-auth answer starts empty).
+pub fn inject_identity(state: &AppState, h: &mut HeaderMap, identity: &Identity) {
+    let ids = &state.config.identity_headers;
+    headers::inject_identity(h, &ids.user, &ids.roles, &identity.user, &identity.roles);
+    for (name, value) in [
+        (&ids.display_name, &identity.display_name),
+        (&ids.email, &identity.email),
+    ] {
+        if let (Some(name), Some(value)) = (name, value) {
+            headers::inject_text(h, name, value);
+        }
+    }
+    if let Some(assertion) = &ids.assertion {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let value = assertion.assert(&identity.user, &identity.roles, now);
+        h.insert(assertion.header.clone(), value);
     }
 }
 
@@ -226,7 +271,7 @@ fn prepare(
     headers::remove_method_overrides(h);
     h.remove(header::EXPECT);
     let ids = &config.identity_headers;
-    headers::strip_identity_headers(h, &[&ids.user, &ids.roles], &ids.strip);
+    headers::strip_identity_headers(h, &ids.names(), &ids.strip);
     headers::remove_session_cookie(h, state.sessions.cookie_name());
     let peer_trusted = crate::client_addr::is_trusted(conn.peer.ip(), &config.trusted_proxies);
     let proto = if conn.tls { "https" } else { "http" };
@@ -240,7 +285,7 @@ fn prepare(
         },
     );
     if let Some(identity) = identity {
-        headers::inject_identity(h, &ids.user, &ids.roles, &identity.user, &identity.roles);
+        inject_identity(state, h, identity);
     }
     // Replaces whatever the client sent: the id is the client's only if it was kept.
     h.insert(X_REQUEST_ID, request_id.header_value());

@@ -163,6 +163,15 @@ pub fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'
         .map_err(|_| NotSingle)
 }
 
+/// Set `name` to a free-text identity value (a display name, an e-mail address), sent as its
+/// UTF-8 bytes. A value no header can carry (a control character) is left out rather than
+/// mangled; the config layer refuses such values anyway.
+pub fn inject_text(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+        headers.insert(name.clone(), value);
+    }
+}
+
 /// Iterate over every `name=value` pair in every `Cookie` field, as raw bytes.
 pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers

@@ -1,66 +1,134 @@
-//! Local users and password verification.
+//! Who may log in, and who a session still belongs to: the identity sources, tried in order.
 //!
-//! Password hashes are checked on a dedicated, bounded pool of blocking threads so that a burst of
-//! logins can never starve the request path; unknown users verify a dummy hash so that the answer
-//! and its timing do not reveal which names exist.
+//! - `local`: the users of `users` and `users_file`. It knows a name that is present (disabled
+//!   entries included) and then decides alone; a session it created is bound to the user's
+//!   credential and ends when the entry goes, is disabled or gets another password.
+//! - `upstream_check`: the existing API's credential check ([`upstream_check`]), which always
+//!   decides. Its sessions carry the user and roles it returned, authoritative for them; a local
+//!   user of the same name shadows it (such a login is refused, such a session ends).
+//!
+//! Unknown and disabled users verify a dummy hash ([`hashes`]) so that the answer and its timing
+//! do not reveal which names exist.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub mod hashes;
+pub mod upstream_check;
+
+pub use hashes::{credential_fingerprint, hash_password, Hasher};
+pub use upstream_check::{UpstreamCheck, UpstreamCheckConfig, UpstreamCheckError, Verdict};
 
 /// One local user, as configured in `users` or `users_file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// Login name (`^[A-Za-z0-9._@+-]{1,128}$`).
     pub username: String,
-    /// Password hash as a PHC string (argon2id, argon2i or argon2d).
+    /// Password hash: an argon2 PHC string or a bcrypt hash.
     pub password_hash: String,
     /// Roles (`^[A-Za-z0-9._:-]{1,64}$` each).
     pub roles: Vec<String>,
     /// A disabled user cannot log in and its sessions end.
     pub disabled: bool,
-    /// Optional display name.
+    /// Optional display name (no control characters).
     pub display_name: Option<String>,
-    /// Optional e-mail address.
+    /// Optional e-mail address (no control characters or spaces).
     pub email: Option<String>,
 }
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
-
-/// argon2id memory cost used by `hash-password`, in KiB.
-pub const DEFAULT_HASH_MEMORY_KIB: u32 = 19456;
-/// argon2id iterations used by `hash-password`.
-pub const DEFAULT_HASH_ITERATIONS: u32 = 2;
-/// argon2id parallelism used by `hash-password`.
-pub const DEFAULT_HASH_PARALLELISM: u32 = 1;
+/// An identity source (`identity.sources`), also stored in each session record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `users` and `users_file`.
+    #[default]
+    Local,
+    /// `identity.upstream_check`.
+    UpstreamCheck,
+}
 
 /// The local users, by name, plus the dummy hash that unknown names are verified against.
 #[derive(Debug, Clone)]
 pub struct Users {
-    by_name: HashMap<String, User>,
+    by_name: std::collections::HashMap<String, User>,
     dummy_hash: String,
 }
 
-/// Why a login failed. Every variant becomes the same 401 except `Busy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// A login that succeeded: what the new session records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    /// The user name.
+    pub user: String,
+    /// The roles at login.
+    pub roles: Vec<String>,
+    /// Which source decided.
+    pub source: Source,
+    /// Fingerprint of the local credential (empty for a delegated login: nothing to bind to).
+    pub credential: String,
+    /// A cap on the session's life below `absolute_timeout`, if the source sets one.
+    pub max_age: Option<Duration>,
+}
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// Unknown user, wrong password or disabled user: the client is never told which.
+    /// Unknown user, wrong password, disabled user, or refused by the check endpoint: the client
+    /// is never told which.
     #[error("invalid credentials")]
     InvalidCredentials,
     /// The hashing queue is full.
     #[error("password hashing queue is full")]
     Busy,
+    /// The check endpoint gave no usable answer.
+    #[error("identity source unavailable")]
+    SourceUnavailable(#[source] UpstreamCheckError),
+}
+
+/// What the sources may consult for one login.
+#[derive(Debug, Clone, Copy)]
+pub struct Directory<'a> {
+    /// `identity.sources`, in order.
+    pub sources: &'a [Source],
+    /// The local users.
+    pub users: &'a Users,
+    /// The hashing pool.
+    pub hasher: &'a Hasher,
+    /// The check endpoint, when configured.
+    pub check: Option<&'a UpstreamCheck>,
+}
+
+/// What a live session currently carries, beyond its user name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    /// The roles (the users entry's for a local session, the stored ones for a delegated one).
+    pub roles: Vec<String>,
+    /// Display name, when known.
+    pub display_name: Option<String>,
+    /// E-mail address, when known.
+    pub email: Option<String>,
+}
+
+/// `^[A-Za-z0-9._@+-]{1,128}$`: the username value rule.
+pub fn is_username(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+}
+
+/// `^[A-Za-z0-9._:-]{1,64}$`: the role value rule.
+pub fn is_role(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 impl Users {
-    /// Index `users` by name and make a dummy hash with the parameters most of them use.
+    /// Index `users` by name and make a dummy hash with the scheme most of them use.
     pub fn new(users: Vec<User>) -> Self {
-        let params = most_common_params(&users);
-        let dummy_hash = hash_with(&random_password(), params);
+        let dummy_hash = hashes::dummy_hash(users.iter().map(|u| u.password_hash.as_str()));
         let by_name = users.into_iter().map(|u| (u.username.clone(), u)).collect();
         Self {
             by_name,
@@ -100,141 +168,104 @@ impl Users {
     }
 }
 
-/// Fingerprint of a credential: hex of the first 16 bytes of SHA-256 of the password hash.
-pub fn credential_fingerprint(password_hash: &str) -> String {
-    hex::encode(&Sha256::digest(password_hash.as_bytes())[..16])
-}
-
-/// Hash a password for a users entry (argon2id, m=19456 KiB, t=2, p=1).
-pub fn hash_password(password: &str) -> String {
-    hash_with(password, default_scheme())
-}
-
-/// argon2id with the documented default parameters.
-fn default_scheme() -> (Algorithm, Params) {
-    let params = Params::new(
-        DEFAULT_HASH_MEMORY_KIB,
-        DEFAULT_HASH_ITERATIONS,
-        DEFAULT_HASH_PARALLELISM,
-        None,
-    )
-    .expect("the default argon2 parameters are valid");
-    (Algorithm::Argon2id, params)
-}
-
-fn hash_with(password: &str, (algorithm, params): (Algorithm, Params)) -> String {
-    let mut salt = [0u8; 16];
-    getrandom::getrandom(&mut salt).expect("the OS random number generator failed");
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-    Argon2::new(algorithm, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &salt)
-        .expect("hashing with validated parameters cannot fail")
-        .to_string()
-}
-
-fn random_password() -> String {
-    let mut bytes = [0u8; 24];
-    getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
-    hex::encode(bytes)
-}
-
-/// The (algorithm, parameters) pair most users' hashes use; the default when there are none.
-fn most_common_params(users: &[User]) -> (Algorithm, Params) {
-    let mut counts: HashMap<(String, u32, u32, u32), usize> = HashMap::new();
-    for user in users {
-        let Ok(hash) = PasswordHash::new(&user.password_hash) else {
-            continue;
-        };
-        let Ok(params) = Params::try_from(&hash) else {
-            continue;
-        };
-        let key = (
-            hash.algorithm.as_str().to_owned(),
-            params.m_cost(),
-            params.t_cost(),
-            params.p_cost(),
-        );
-        *counts.entry(key).or_default() += 1;
+impl Directory<'_> {
+    /// Try the sources in order: `local` decides alone for a name it knows (and for every name
+    /// when it is the last source); `upstream_check` always decides.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<LoggedIn, LoginError> {
+        for (i, source) in self.sources.iter().enumerate() {
+            let last = i + 1 == self.sources.len();
+            match source {
+                Source::Local if last || self.users.get(username).is_some() => {
+                    let user = self
+                        .users
+                        .authenticate(self.hasher, username, password)
+                        .await?;
+                    return Ok(LoggedIn {
+                        credential: credential_fingerprint(&user.password_hash),
+                        user: user.username,
+                        roles: user.roles,
+                        source: Source::Local,
+                        max_age: None,
+                    });
+                }
+                Source::Local => {}
+                Source::UpstreamCheck => return self.delegate(username, password).await,
+            }
+        }
+        Err(LoginError::InvalidCredentials)
     }
-    let best = counts
-        .into_iter()
-        .max_by_key(|(key, n)| (*n, std::cmp::Reverse(key.clone())));
-    if let Some(((alg, m, t, p), _)) = best {
-        if let (Ok(algorithm), Ok(params)) = (alg.parse::<Algorithm>(), Params::new(m, t, p, None))
+
+    async fn delegate(&self, username: &str, password: &str) -> Result<LoggedIn, LoginError> {
+        let check = self.check.ok_or(LoginError::InvalidCredentials)?;
+        match check
+            .check(username, password)
+            .await
+            .map_err(LoginError::SourceUnavailable)?
         {
-            return (algorithm, params);
-        }
-    }
-    default_scheme()
-}
-
-type Job = (String, String, oneshot::Sender<bool>);
-
-/// A dedicated pool of threads that verify password hashes, with a bounded queue in front.
-///
-/// Hashing is memory- and CPU-hard on purpose; running it on these threads keeps it off the
-/// async workers, and a full queue turns into 503 `login_busy` instead of unbounded waiting.
-#[derive(Debug, Clone)]
-pub struct Hasher {
-    queue: SyncSender<Job>,
-    verifications: Arc<AtomicU64>,
-}
-
-impl Hasher {
-    /// Start `threads` hashing threads fed by a queue of `queue` waiting jobs.
-    pub fn new(threads: usize, queue: usize) -> Self {
-        let (tx, rx) = sync_channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
-        let verifications = Arc::new(AtomicU64::new(0));
-        for n in 0..threads.max(1) {
-            let rx = Arc::clone(&rx);
-            let done = Arc::clone(&verifications);
-            std::thread::Builder::new()
-                .name(format!("portcullis-hash-{n}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((password, hash, reply)) = job else {
-                        return;
-                    };
-                    let matches = verify_now(&password, &hash);
-                    // Counted before the answer is sent: whoever got the answer sees the count.
-                    done.fetch_add(1, Ordering::Relaxed);
-                    let _ = reply.send(matches);
-                })
-                .expect("cannot start a password hashing thread");
-        }
-        Self {
-            queue: tx,
-            verifications,
+            Verdict::Refused => Err(LoginError::InvalidCredentials),
+            Verdict::Accepted { user, .. } if self.shadowed(&user) => {
+                tracing::info!(
+                    %user,
+                    "delegated login refused: a local user of that name exists and decides alone"
+                );
+                Err(LoginError::InvalidCredentials)
+            }
+            Verdict::Accepted { user, roles } => Ok(LoggedIn {
+                user,
+                roles,
+                source: Source::UpstreamCheck,
+                credential: String::new(),
+                max_age: Some(check.max_session_age()),
+            }),
         }
     }
 
-    /// Number of verifications completed since start. Lets tests check that every kind of failed
-    /// login (unknown, wrong password, disabled) costs the same hashing work as a real one.
-    pub fn verifications(&self) -> u64 {
-        self.verifications.load(Ordering::Relaxed)
-    }
-
-    /// Verify `password` against the PHC string `hash` on the pool.
-    pub async fn verify(&self, password: String, hash: String) -> Result<bool, LoginError> {
-        let (reply, answer) = oneshot::channel();
-        match self.queue.try_send((password, hash, reply)) {
-            Ok(()) => answer.await.map_err(|_| LoginError::Busy),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(LoginError::Busy),
-        }
+    /// Whether a local user of this name takes precedence over a delegated identity.
+    fn shadowed(&self, user: &str) -> bool {
+        self.sources.contains(&Source::Local) && self.users.get(user).is_some()
     }
 }
 
-fn verify_now(password: &str, hash: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        return false;
-    };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
+/// What a session recorded as `user` from `source` (bound to `credential`, with `stored_roles`)
+/// carries now, or `None` when it must end: a local session whose user is gone, disabled or has
+/// another password; a delegated session shadowed by a local user; a session whose source is no
+/// longer configured.
+pub fn current(
+    users: &Users,
+    sources: &[Source],
+    source: Source,
+    user: &str,
+    credential: &str,
+    stored_roles: &[String],
+) -> Option<Current> {
+    if !sources.contains(&source) {
+        return None;
+    }
+    let local = sources
+        .contains(&Source::Local)
+        .then(|| users.get(user))
+        .flatten();
+    match (source, local) {
+        (Source::Local, Some(entry))
+            if !entry.disabled && credential_fingerprint(&entry.password_hash) == credential =>
+        {
+            Some(Current {
+                roles: entry.roles.clone(),
+                display_name: entry.display_name.clone(),
+                email: entry.email.clone(),
+            })
+        }
+        (Source::UpstreamCheck, None) => Some(Current {
+            roles: stored_roles.to_vec(),
+            display_name: None,
+            email: None,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +278,7 @@ mod tests {
             password_hash: hash_password(password),
             roles: vec!["reader".into()],
             disabled,
-            display_name: None,
+            display_name: Some(format!("{name} N.")),
             email: None,
         }
     }
@@ -268,10 +299,10 @@ mod tests {
             "alice"
         );
         for (name, pw) in [("alice", "wrong"), ("nobody", "pw"), ("bob", "pw")] {
-            assert_eq!(
+            assert!(matches!(
                 users.authenticate(&hasher, name, pw).await,
                 Err(LoginError::InvalidCredentials)
-            );
+            ));
         }
     }
 
@@ -294,39 +325,142 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn local_alone_binds_the_session_to_the_credential() {
+        let users = Users::new(vec![user("alice", "pw", false)]);
+        let hasher = Hasher::new(1, 4);
+        let directory = Directory {
+            sources: &[Source::Local],
+            users: &users,
+            hasher: &hasher,
+            check: None,
+        };
+        let logged_in = directory.authenticate("alice", "pw").await.unwrap();
+        assert_eq!(logged_in.source, Source::Local);
+        assert_eq!(
+            logged_in.credential,
+            credential_fingerprint(&users.get("alice").unwrap().password_hash)
+        );
+        assert_eq!(logged_in.max_age, None);
+        // Unknown names still cost a verification when local is the last source.
+        let before = hasher.verifications();
+        assert!(directory.authenticate("nobody", "pw").await.is_err());
+        assert_eq!(hasher.verifications(), before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_known_local_name_is_decided_locally_even_before_another_source() {
+        let users = Users::new(vec![user("alice", "pw", false), user("bob", "pw", true)]);
+        let hasher = Hasher::new(1, 4);
+        // The check points nowhere: reaching it would be a SourceUnavailable, not a 401.
+        let check = UpstreamCheck::new(&UpstreamCheckConfig {
+            url: http::Uri::from_static("http://127.0.0.1:9/check"),
+            timeout: Duration::from_millis(200),
+            headers: http::HeaderMap::new(),
+            user_field: "user".into(),
+            roles_field: "roles".into(),
+            max_session_age: Duration::from_secs(60),
+        });
+        let directory = Directory {
+            sources: &[Source::Local, Source::UpstreamCheck],
+            users: &users,
+            hasher: &hasher,
+            check: Some(&check),
+        };
+        for (name, pw) in [("alice", "wrong"), ("bob", "pw")] {
+            assert!(matches!(
+                directory.authenticate(name, pw).await,
+                Err(LoginError::InvalidCredentials)
+            ));
+        }
+        assert!(matches!(
+            directory.authenticate("carol", "pw").await,
+            Err(LoginError::SourceUnavailable(_))
+        ));
+    }
+
     #[test]
-    fn hash_password_uses_the_documented_parameters() {
-        let hash = hash_password("x");
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
+    fn local_sessions_follow_the_current_entry() {
+        let alice = user("alice", "pw", false);
+        let fp = credential_fingerprint(&alice.password_hash);
+        let users = Users::new(vec![alice.clone(), user("bob", "pw", true)]);
+        let both = [Source::Local, Source::UpstreamCheck];
+        let now = current(&users, &both, Source::Local, "alice", &fp, &[]).unwrap();
+        assert_eq!(now.roles, ["reader"]);
+        assert_eq!(now.display_name.as_deref(), Some("alice N."));
+        assert_eq!(
+            current(&users, &both, Source::Local, "alice", "other", &[]),
+            None
+        );
+        assert_eq!(
+            current(&users, &both, Source::Local, "gone", &fp, &[]),
+            None
+        );
+        let bob_fp = credential_fingerprint(&users.get("bob").unwrap().password_hash);
+        assert_eq!(
+            current(&users, &both, Source::Local, "bob", &bob_fp, &[]),
+            None
+        );
+        // Local no longer configured: its sessions end.
+        let only_check = [Source::UpstreamCheck];
+        assert_eq!(
+            current(&users, &only_check, Source::Local, "alice", &fp, &[]),
+            None
         );
     }
 
     #[test]
-    fn dummy_hash_follows_the_most_common_parameters() {
-        let users = Users::new(vec![user("a", "x", false)]);
-        assert!(users
-            .dummy_hash
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    fn delegated_sessions_keep_their_roles_until_shadowed_or_unconfigured() {
+        let users = Users::new(vec![user("alice", "pw", false), user("bob", "pw", true)]);
+        let both = [Source::Local, Source::UpstreamCheck];
+        let roles = vec!["ops".to_owned()];
+        let now = current(&users, &both, Source::UpstreamCheck, "carol", "", &roles).unwrap();
+        assert_eq!(now.roles, roles);
+        // A local user of the name, disabled ones too, shadows it.
+        for name in ["alice", "bob"] {
+            assert_eq!(
+                current(&users, &both, Source::UpstreamCheck, name, "", &roles),
+                None
+            );
+        }
+        // Without local as a source nothing shadows; without the check nothing is delegated.
+        assert!(current(
+            &users,
+            &[Source::UpstreamCheck],
+            Source::UpstreamCheck,
+            "alice",
+            "",
+            &roles
+        )
+        .is_some());
+        assert_eq!(
+            current(
+                &users,
+                &[Source::Local],
+                Source::UpstreamCheck,
+                "carol",
+                "",
+                &roles
+            ),
+            None
+        );
     }
 
-    #[tokio::test]
-    async fn a_full_queue_is_busy_not_a_wait() {
-        // Zero-capacity queue and one thread kept busy: the second job finds no room.
-        let hasher = Hasher::new(1, 0);
-        let hash = hash_password("x");
-        let first = tokio::spawn({
-            let hasher = hasher.clone();
-            let hash = hash.clone();
-            async move { hasher.verify("x".into(), hash).await }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        let mut busy = false;
-        for _ in 0..3 {
-            busy |= hasher.verify("x".into(), hash.clone()).await == Err(LoginError::Busy);
-        }
-        assert!(busy);
-        assert_eq!(first.await.unwrap(), Ok(true));
+    #[test]
+    fn value_rules() {
+        assert!(is_username("alice.smith"));
+        assert!(is_username("a+b@example-1.com_x"));
+        assert!(is_username(&"u".repeat(128)));
+        assert!(!is_username(&"u".repeat(129)));
+        assert!(!is_username(""));
+        assert!(!is_username("a b"));
+        assert!(!is_username("a:b"));
+        assert!(!is_username("é"));
+        assert!(is_role("team:ops.admin_1-x"));
+        assert!(is_role(&"r".repeat(64)));
+        assert!(!is_role(&"r".repeat(65)));
+        assert!(!is_role(""));
+        assert!(!is_role("a/b"));
+        assert!(!is_role("a@b"));
     }
 }

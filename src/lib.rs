@@ -25,19 +25,21 @@
 //! - [`session_api`]: log in, tell the session, log out.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
-//! - [`identity`]: users and password verification on a bounded pool.
+//! - [`identity`]: the identity sources in order: local users (argon2 and bcrypt hashes, verified
+//!   on a bounded pool) and the delegated credential check; who a session still belongs to.
+//! - [`assertion`]: the signed identity assertion (a JWT) sent to the upstream, and its JWKS.
 //! - [`regulation`]: failed-login counters and bans, kept in the session store.
 //! - [`client_addr`]: the client address, believing `X-Forwarded-For` only from trusted proxies.
 //! - [`csrf`]: the origin check on requests that would act under a cookie.
 //! - [`cors`]: preflights and CORS headers for single-page apps on listed origins.
 //! - [`login_redirect`]: page loads sent to the login page, and safe return targets.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` on the admin listener.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the assertion's JWKS on the admin listener.
 //! - [`metrics`]: the Prometheus metrics and their text exposition; pure.
 //! - [`context`]: the per-request context the phases fill in, and the access log line.
 //! - [`request_id`]: `X-Request-Id`, kept from trusted proxies or generated.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the state shared by every request; [`reload`]: users, rules and secrets anew
-//!   on SIGHUP.
+//!   on SIGHUP and whenever `users_file` changes.
 //! - [`watchdog`]: header-read and keep-alive limits per connection.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -45,6 +47,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod assertion;
 pub mod client_addr;
 pub mod config;
 pub mod context;

@@ -91,7 +91,8 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    portcullis::reload::on_hangup(hangups, path, Arc::clone(&state), listeners.tls());
+    portcullis::reload::on_hangup(hangups, path.clone(), Arc::clone(&state), listeners.tls());
+    portcullis::reload::watch_users_file(path, Arc::clone(&state));
     server::run(listeners, state, shutdown).await;
     ExitCode::SUCCESS
 }

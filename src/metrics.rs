@@ -68,6 +68,8 @@ pub enum Outcome {
     StoreUnavailable,
     /// The hashing queue is full (503).
     LoginBusy,
+    /// The delegated credential check gave no usable answer (503).
+    IdentitySourceUnavailable,
     /// The upstream could not be reached or failed (502).
     UpstreamError,
     /// The upstream did not answer in time (504).
@@ -105,6 +107,8 @@ pub enum LoginResult {
     Busy,
     /// The session store could not be reached.
     StoreUnavailable,
+    /// The delegated credential check gave no usable answer.
+    SourceUnavailable,
 }
 
 /// One session store operation (see [`crate::session::SessionStore`]).
@@ -205,6 +209,7 @@ impl Outcome {
             Outcome::TooManyAttempts => "too_many_attempts",
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::LoginBusy => "login_busy",
+            Outcome::IdentitySourceUnavailable => "identity_source_unavailable",
             Outcome::UpstreamError => "upstream_error",
             Outcome::UpstreamTimeout => "upstream_timeout",
             Outcome::Internal => "internal",
@@ -238,12 +243,13 @@ impl StatusClass {
 
 impl LoginResult {
     /// Every result, in the order the login counters are kept.
-    pub const ALL: [LoginResult; 5] = [
+    pub const ALL: [LoginResult; 6] = [
         LoginResult::Success,
         LoginResult::Invalid,
         LoginResult::Regulated,
         LoginResult::Busy,
         LoginResult::StoreUnavailable,
+        LoginResult::SourceUnavailable,
     ];
 
     /// The label value.
@@ -254,6 +260,7 @@ impl LoginResult {
             LoginResult::Regulated => "regulated",
             LoginResult::Busy => "busy",
             LoginResult::StoreUnavailable => "store_unavailable",
+            LoginResult::SourceUnavailable => "source_unavailable",
         }
     }
 }

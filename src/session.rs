@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{CookieConfig, Secret, SessionConfig};
 use crate::headers::cookie_pairs;
-use crate::identity::{credential_fingerprint, Users};
+use crate::identity::{LoggedIn, Source, Users};
 
 pub mod store;
 
@@ -151,9 +151,14 @@ fn decode_32(b64: &[u8]) -> Option<[u8; 32]> {
 pub struct SessionRecord {
     /// User name.
     pub user: String,
-    /// Roles at login, for display only: the current users entry is authoritative.
+    /// Roles at login. For a local session, for display only: the current users entry is
+    /// authoritative. For a delegated one (`source: upstream_check`), the roles it has.
     pub roles: Vec<String>,
-    /// Fingerprint of the credential the session was created from.
+    /// Which identity source created the session (records from before sources existed are
+    /// local ones).
+    #[serde(default)]
+    pub source: Source,
+    /// Fingerprint of the credential the session was created from (empty when delegated).
     pub credential: String,
     /// Creation time, ms since the Unix epoch.
     pub created_at: u64,
@@ -198,8 +203,12 @@ pub struct ActiveSession {
     pub id: SessionId,
     /// The stored record (after any refresh).
     pub record: SessionRecord,
-    /// Current roles from the users list.
+    /// Current roles (from the users list for a local session, the record for a delegated one).
     pub roles: Vec<String>,
+    /// Current display name, when known.
+    pub display_name: Option<String>,
+    /// Current e-mail address, when known.
+    pub email: Option<String>,
     /// The cookie verified under an older secret: re-issue it when convenient.
     pub stale_key: bool,
 }
@@ -265,22 +274,28 @@ impl Sessions {
         found
     }
 
-    /// Start a session for `user` and return the signed cookie value with the record.
+    /// Start a session for a login and return the signed cookie value with the record. Its
+    /// absolute deadline is `absolute_timeout` away, or the login's `max_age` if that is sooner.
     pub async fn create(
         &self,
-        user: &crate::identity::User,
+        login: &LoggedIn,
         client_addr: String,
         user_agent: String,
     ) -> Result<(String, SessionRecord), StoreError> {
         let now = now_ms();
+        let lifetime = login
+            .max_age
+            .map_or(self.absolute_timeout, |age| age.min(self.absolute_timeout));
+        let expires_at = now.saturating_add(ms(lifetime));
         let record = SessionRecord {
-            user: user.username.clone(),
-            roles: user.roles.clone(),
-            credential: credential_fingerprint(&user.password_hash),
+            user: login.user.clone(),
+            roles: login.roles.clone(),
+            source: login.source,
+            credential: login.credential.clone(),
             created_at: now,
             last_seen_at: now,
-            idle_expires_at: now.saturating_add(ms(self.idle_timeout)),
-            expires_at: now.saturating_add(ms(self.absolute_timeout)),
+            idle_expires_at: now.saturating_add(ms(self.idle_timeout)).min(expires_at),
+            expires_at,
             client_addr,
             user_agent,
         };
@@ -299,13 +314,14 @@ impl Sessions {
     }
 
     /// Resolve the request's session: `Ok(None)` for no cookie, a duplicate, a bad signature,
-    /// an unknown or expired record, or a credential that no longer matches (that record is
-    /// deleted). A verified cookie costs one store read, plus one write at most every quarter of
-    /// the idle timeout.
+    /// an unknown or expired record, or an identity that no longer holds under `users` and
+    /// `sources` ([`crate::identity::current`]; that record is deleted). A verified cookie costs
+    /// one store read, plus one write at most every quarter of the idle timeout.
     pub async fn resolve(
         &self,
         headers: &HeaderMap,
         users: &Users,
+        sources: &[Source],
     ) -> Result<Option<ActiveSession>, StoreError> {
         let value = match self.find_cookie(headers) {
             CookieLookup::Present(value) => value,
@@ -333,18 +349,22 @@ impl Sessions {
             self.store.delete(&key).await?;
             return Ok(None);
         }
-        let roles = match users.get(&record.user) {
-            Some(user)
-                if !user.disabled
-                    && credential_fingerprint(&user.password_hash) == record.credential =>
-            {
-                user.roles.clone()
-            }
-            _ => {
-                tracing::info!(user = %record.user, "session ended: user removed, disabled or credential changed");
-                self.store.delete(&key).await?;
-                return Ok(None);
-            }
+        let current = crate::identity::current(
+            users,
+            sources,
+            record.source,
+            &record.user,
+            &record.credential,
+            &record.roles,
+        );
+        let Some(current) = current else {
+            tracing::info!(
+                user = %record.user,
+                "session ended: user removed, disabled, credential changed, shadowed by a local \
+                 user, or its identity source is no longer configured"
+            );
+            self.store.delete(&key).await?;
+            return Ok(None);
         };
         let idle = ms(self.idle_timeout);
         let extended = now.saturating_add(idle).min(record.expires_at);
@@ -362,7 +382,9 @@ impl Sessions {
         Ok(Some(ActiveSession {
             id,
             record,
-            roles,
+            roles: current.roles,
+            display_name: current.display_name,
+            email: current.email,
             stale_key,
         }))
     }
@@ -389,14 +411,17 @@ impl Sessions {
         Ok(())
     }
 
-    /// A `Set-Cookie` value carrying `id`, signed with the first secret.
-    pub fn set_cookie(&self, id: &SessionId) -> HeaderValue {
-        self.cookie_header(self.signer.load().sign(id), self.absolute_timeout)
+    /// A `Set-Cookie` value carrying `id`, signed with the first secret, for the session of
+    /// `record` (the cookie lasts as long as the session can).
+    pub fn set_cookie(&self, id: &SessionId, record: &SessionRecord) -> HeaderValue {
+        self.set_cookie_value(self.signer.load().sign(id), record)
     }
 
-    /// A `Set-Cookie` value carrying an already signed cookie value.
-    pub fn set_cookie_value(&self, value: String) -> HeaderValue {
-        self.cookie_header(value, self.absolute_timeout)
+    /// A `Set-Cookie` value carrying an already signed cookie value for the session of `record`.
+    pub fn set_cookie_value(&self, value: String, record: &SessionRecord) -> HeaderValue {
+        // Rounded up: a fresh session's cookie lasts exactly its lifetime.
+        let left_ms = record.expires_at.saturating_sub(now_ms());
+        self.cookie_header(value, Duration::from_secs(left_ms.div_ceil(1000)))
     }
 
     /// A `Set-Cookie` value that expires the session cookie.

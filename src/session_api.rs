@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::context::RequestContext;
 use crate::error::RequestError;
-use crate::identity::{LoginError, User};
+use crate::identity::{LoggedIn, LoginError};
 use crate::metrics::LoginResult;
 use crate::regulation::Admission;
 use crate::response::{self, Body};
@@ -89,8 +89,8 @@ async fn login(
     if let Some(result) = login_result(&attempt) {
         state.metrics.login_attempt(result);
     }
-    let (user, cookie, record) = attempt?;
-    let mut body = session_json(&record, &user.roles);
+    let (login_user, cookie, record) = attempt?;
+    let mut body = session_json(&record, &login_user.roles);
     if let Some(target) = &login.return_to {
         let own = csrf::request_own_origin(state, conn, &parts.uri, &parts.headers);
         let own_host = own
@@ -105,21 +105,22 @@ async fn login(
         body["return_to"] = login_redirect::safe_return(target, own_host, allowed).into();
     }
     let mut response = response::json(StatusCode::CREATED, &body);
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, state.sessions.set_cookie_value(cookie));
-    ctx.user = Some(user.username);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        state.sessions.set_cookie_value(cookie, &record),
+    );
+    ctx.user = Some(login_user.user);
     Ok(response)
 }
 
-/// Regulation, the password, then a new session: the user with the signed cookie value and the
-/// record, or why not.
+/// Regulation, the identity sources, then a new session: the login with the signed cookie value
+/// and the record, or why not.
 async fn attempt_login(
     state: &AppState,
     headers: &http::HeaderMap,
     login: &LoginRequest,
     client: IpAddr,
-) -> Result<(User, String, SessionRecord), RequestError> {
+) -> Result<(LoggedIn, String, SessionRecord), RequestError> {
     // Before any hashing, and blind to whether the user exists or the password is right.
     let attempt = match state.regulator.admit(&login.username, client).await? {
         Admission::Admitted(attempt) => attempt,
@@ -127,15 +128,16 @@ async fn attempt_login(
             return Err(RequestError::TooManyAttempts { retry_after })
         }
     };
-    // Only names that exist are logged: a typed password in the username field stays out.
+    // Only names that exist locally are logged: a typed password in the username field stays
+    // out (a delegated login's name is logged once the check has vouched for it).
     let policy = state.policy();
     let known = policy
         .users
         .get(&login.username)
         .map(|u| u.username.as_str());
-    let user = match policy
-        .users
-        .authenticate(&state.hasher, &login.username, &login.password)
+    let user = match state
+        .directory(&policy)
+        .authenticate(&login.username, &login.password)
         .await
     {
         Ok(user) => user,
@@ -157,6 +159,11 @@ async fn attempt_login(
             state.regulator.withdrawn(&attempt).await?;
             return Err(RequestError::LoginBusy);
         }
+        // Not a wrong password: an outage of the check endpoint must not ban anyone.
+        Err(LoginError::SourceUnavailable(err)) => {
+            state.regulator.withdrawn(&attempt).await?;
+            return Err(RequestError::IdentitySourceUnavailable(err));
+        }
     };
     state.regulator.succeeded(&attempt).await?;
     // A new id at every login; the session this request carried, if any, ends here.
@@ -173,7 +180,7 @@ async fn attempt_login(
         .sessions
         .create(&user, client.to_string(), user_agent)
         .await?;
-    tracing::info!(user = %user.username, %client, "login succeeded");
+    tracing::info!(user = %user.user, source = ?user.source, %client, "login succeeded");
     Ok((user, cookie, record))
 }
 
@@ -185,6 +192,7 @@ fn login_result<T>(attempt: &Result<T, RequestError>) -> Option<LoginResult> {
         Err(RequestError::TooManyAttempts { .. }) => Some(LoginResult::Regulated),
         Err(RequestError::LoginBusy) => Some(LoginResult::Busy),
         Err(RequestError::Store(_)) => Some(LoginResult::StoreUnavailable),
+        Err(RequestError::IdentitySourceUnavailable(_)) => Some(LoginResult::SourceUnavailable),
         Err(_) => None,
     }
 }
@@ -196,7 +204,11 @@ async fn status(
 ) -> Result<Response<Body>, RequestError> {
     let Some(session) = state
         .sessions
-        .resolve(request.headers(), &state.policy().users)
+        .resolve(
+            request.headers(),
+            &state.policy().users,
+            &state.config.identity.sources,
+        )
         .await?
     else {
         return Err(RequestError::Unauthenticated);
@@ -206,9 +218,10 @@ async fn status(
         &session_json(&session.record, &session.roles),
     );
     if session.stale_key {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, state.sessions.set_cookie(&session.id));
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            state.sessions.set_cookie(&session.id, &session.record),
+        );
     }
     ctx.user = Some(session.record.user);
     Ok(response)

@@ -2,6 +2,7 @@
 //! (users, access rules, session secrets) is swapped whole, so a request sees one version.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use arc_swap::ArcSwap;
 use crate::access::RuleSet;
 use crate::config::{Config, StoreConfig};
 use crate::forward::Upstream;
-use crate::identity::{Hasher, Users};
+use crate::identity::{Directory, Hasher, UpstreamCheck, Users};
 use crate::metrics::Metrics;
 use crate::regulation::Regulator;
 use crate::session::store::{MemoryStore, MeteredStore, RedisStore};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub regulator: Regulator,
     /// The password hashing pool.
     pub hasher: Hasher,
+    /// The delegated credential check, when configured.
+    pub upstream_check: Option<UpstreamCheck>,
     /// The upstream client.
     pub upstream: Upstream,
     /// What `/metrics` reports.
@@ -51,6 +54,8 @@ pub struct Policy {
     pub users: Users,
     /// Access rules.
     pub access: RuleSet,
+    /// The `users_file` these users came from, watched for changes ([`crate::reload`]).
+    pub users_file: Option<PathBuf>,
 }
 
 /// Facts about the connection a request arrived on.
@@ -86,14 +91,16 @@ impl AppState {
         Ok(Arc::new(Self {
             sessions: Sessions::new(&config.session, Arc::clone(&store)),
             regulator: Regulator::new(&config.regulation, &config.session.key_prefix, store),
-            policy: ArcSwap::from_pointee(Policy {
-                users: Users::new(config.users.clone()),
-                access: config.access.clone(),
-            }),
+            policy: ArcSwap::from_pointee(Policy::of(&config)),
             hasher: Hasher::new(
                 config.identity.max_concurrent_hashes,
                 config.identity.hash_queue,
             ),
+            upstream_check: config
+                .identity
+                .upstream_check
+                .as_ref()
+                .map(UpstreamCheck::new),
             upstream: Upstream::new(&config.upstream),
             metrics,
             tunnels: Tunnels::new(config.upstream.websocket_max_lifetime),
@@ -112,17 +119,35 @@ impl AppState {
     /// keeps its start-up value until a restart. A generated secret (memory store without
     /// `session.secrets`) is kept, so a reload never logs everyone out by accident.
     pub fn reload(&self, config: &Config) {
-        self.policy.store(Arc::new(Policy {
-            users: Users::new(config.users.clone()),
-            access: config.access.clone(),
-        }));
+        self.policy.store(Arc::new(Policy::of(config)));
         if !config.session.secret_generated {
             self.sessions.set_secrets(&config.session.secrets);
+        }
+    }
+
+    /// The identity sources a login is tried against, over `policy`'s users.
+    pub fn directory<'a>(&'a self, policy: &'a Policy) -> Directory<'a> {
+        Directory {
+            sources: &self.config.identity.sources,
+            users: &policy.users,
+            hasher: &self.hasher,
+            check: self.upstream_check.as_ref(),
         }
     }
 
     /// Whether shutdown has started.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+}
+
+impl Policy {
+    /// The users, rules and users file `config` sets.
+    fn of(config: &Config) -> Self {
+        Self {
+            users: Users::new(config.users.clone()),
+            access: config.access.clone(),
+            users_file: config.users_file.clone(),
+        }
     }
 }

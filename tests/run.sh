@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The integration tests start their own redis-server (single servers,
-# Redis Clusters and Sentinel setups) and nginx on free loopback ports, so those binaries must be
-# there: install them from the OS packages when missing.
+# Redis Clusters and Sentinel setups) and nginx on free loopback ports and run Apache's htpasswd,
+# so those binaries must be there: install them from the OS packages when missing.
 # The Kubernetes manifests are validated with the kubernetes-validate Python package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +39,8 @@ install_missing redis-server redis-server redis redis
 # redis-cli forms the test Redis Clusters (`redis-cli --cluster create`).
 install_missing redis-cli redis-tools redis redis
 install_missing nginx nginx nginx nginx
+# Apache's htpasswd writes the bcrypt users files the users_file tests log in with.
+install_missing htpasswd apache2-utils httpd-tools httpd
 install_missing python3 python3 python3 python3
 # The Kubernetes manifests are checked against the schemas this package bundles (no network).
 KUBERNETES_VALIDATE=kubernetes-validate==1.37.0

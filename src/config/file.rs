@@ -12,6 +12,12 @@ use super::{
     DEFAULT_LISTEN, DEFAULT_SESSION_API_PATH,
 };
 
+mod identity;
+
+pub(crate) use identity::{
+    RawAssertion, RawIdentity, RawIdentityHeaders, RawUpstreamCheck, RawUser,
+};
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,40 +240,6 @@ pub(crate) struct RawForwardAuth {
     pub path: String,
 }
 
-/// One entry of `users` or of the `users_file` list.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawUser {
-    /// Login name.
-    pub username: String,
-    /// Argon2 PHC string.
-    pub password_hash: String,
-    /// Roles.
-    #[serde(default)]
-    pub roles: Vec<String>,
-    /// `true` or `false`.
-    #[serde(default = "default_false")]
-    pub disabled: String,
-    /// Display name.
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// E-mail address.
-    #[serde(default)]
-    pub email: Option<String>,
-}
-
-/// `identity_headers`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawIdentityHeaders {
-    /// Header carrying the user name.
-    pub user: String,
-    /// Header carrying the comma-separated roles.
-    pub roles: String,
-    /// Client header names or `prefix*` patterns always removed.
-    pub strip: Vec<String>,
-}
-
 /// `access`.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -306,18 +278,6 @@ pub(crate) struct RawPaths {
     pub encoded_percent: String,
     /// `;` raw or as `%3B`.
     pub semicolon: String,
-}
-
-/// `identity`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RawIdentity {
-    /// Hashes computed at once; absent means the number of CPUs.
-    pub max_concurrent_hashes: Option<String>,
-    /// Logins waiting for a hashing slot before 503 `login_busy`.
-    pub hash_queue: String,
-    /// Largest memory cost a users entry may need (`64MiB`, `512KiB`, `1GiB`).
-    pub max_hash_memory: String,
 }
 
 /// `regulation`; an absent window or field takes its default in the validating layer.
@@ -462,29 +422,6 @@ impl Default for RawForwardAuth {
     }
 }
 
-impl Default for RawIdentityHeaders {
-    fn default() -> Self {
-        Self {
-            user: "X-Auth-User".into(),
-            roles: "X-Auth-Roles".into(),
-            strip: [
-                "X-Auth-*",
-                "X-Forwarded-User",
-                "X-Forwarded-Email",
-                "X-Forwarded-Groups",
-                "Remote-User",
-                "Remote-Groups",
-                "Remote-Email",
-                "Remote-Name",
-                "X-Remote-User",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        }
-    }
-}
-
 impl Default for RawAccess {
     fn default() -> Self {
         Self {
@@ -500,16 +437,6 @@ impl Default for RawPaths {
             encoded_slash: "reject".into(),
             encoded_percent: "reject".into(),
             semicolon: "reject".into(),
-        }
-    }
-}
-
-impl Default for RawIdentity {
-    fn default() -> Self {
-        Self {
-            max_concurrent_hashes: None,
-            hash_queue: "32".into(),
-            max_hash_memory: "64MiB".into(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::*;
 use crate::access::{Allow, PathPattern};
 
 mod browser;
+mod identity;
 mod log;
 mod redis;
 mod regulation;

@@ -11,15 +11,17 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method, Uri};
 use ipnet::IpNet;
 
-use super::file::{RawAccess, RawConfig, RawIdentity, RawIdentityHeaders, RawUpstream};
+use super::file::{RawAccess, RawConfig, RawUpstream};
 use super::{
-    AdminConfig, Config, ConfigError, HostHeader, IdentityConfig, IdentityHeaders, PublicUrl,
-    ServerConfig, ShutdownConfig, UpstreamConfig,
+    AdminConfig, Config, ConfigError, HostHeader, PublicUrl, ServerConfig, ShutdownConfig,
+    UpstreamConfig,
 };
 use crate::access::{Allow, PathPattern, Rule, RuleSet};
+use crate::identity::{is_role, Source};
 
 mod browser;
 mod endpoints;
+mod identity;
 mod log;
 mod paths;
 mod redis;
@@ -50,7 +52,8 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .as_ref()
         .map(|tls| tls::listener(tls, base_dir))
         .transpose()?;
-    let upstream = upstream(&raw.upstream, base_dir, &mut warnings)?;
+    let asserted = raw.identity_headers.assertion.is_some();
+    let upstream = upstream(&raw.upstream, base_dir, asserted, &mut warnings)?;
     let public_https = public_url.as_ref().is_some_and(|u| u.https);
     let session = session::session(
         &raw.session,
@@ -62,15 +65,24 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     )?;
     let session_api_path = endpoints::session_api_path(&raw.session_api.path)?;
     let forward_auth = endpoints::forward_auth(&raw.forward_auth, &session_api_path)?;
-    let identity = identity(&raw.identity)?;
+    let (identity, denied_paths) = identity::identity(&raw.identity, &upstream.url, &mut warnings)?;
     let regulation = regulation::regulation(&raw.regulation)?;
-    let users = users::users(
+    let (users, users_file) = users::users(
         &raw.users,
         raw.users_file.as_deref(),
         base_dir,
         identity.max_hash_memory_kib,
+        &mut warnings,
     )?;
-    let identity_headers = identity_headers(&raw.identity_headers)?;
+    if !users.is_empty() && !identity.sources.contains(&Source::Local) {
+        warnings.push(
+            "identity.sources: `local` is not listed, so the users of users and users_file \
+             cannot log in"
+                .into(),
+        );
+    }
+    let identity_headers =
+        identity::identity_headers(&raw.identity_headers, base_dir, &session.secrets)?;
     let mut own_paths = vec![("session_api.path", session_api_path.as_str())];
     if let Some(path) = forward_auth.served_path() {
         own_paths.push(("forward_auth.path", path));
@@ -116,8 +128,10 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         session_api_path,
         forward_auth,
         users,
+        users_file,
         identity_headers,
         access,
+        denied_paths,
         paths,
         identity,
         regulation,
@@ -161,14 +175,6 @@ fn is_path_char(c: char) -> bool {
 /// RFC 9110 `tchar` (also RFC 6265 cookie-name characters).
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `^[A-Za-z0-9._:-]{1,64}$`.
-fn is_role(role: &str) -> bool {
-    (1..=64).contains(&role.len())
-        && role
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -337,9 +343,12 @@ fn is_loopback_host(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `upstream`; `asserted`: a signed identity assertion is configured, so an upstream that is not
+/// loopback can still tell requests that came through Portcullis.
 fn upstream(
     raw: &RawUpstream,
     base_dir: &Path,
+    asserted: bool,
     warnings: &mut Vec<String>,
 ) -> Result<UpstreamConfig, ConfigError> {
     const KEY: &str = "upstream.url";
@@ -364,10 +373,11 @@ fn upstream(
         .path_and_query(prefix)
         .build()
         .map_err(|e| invalid(KEY, e.to_string()))?;
-    if !is_loopback_host(authority.host()) {
+    if !asserted && !is_loopback_host(authority.host()) {
         warnings.push(format!(
             "upstream.url: `{}` is not loopback; identity headers are only trustworthy if the \
-             upstream accepts connections only from Portcullis (firewall or NetworkPolicy)",
+             upstream accepts connections only from Portcullis (firewall or NetworkPolicy) or \
+             checks identity_headers.assertion",
             authority.host()
         ));
     }
@@ -401,45 +411,9 @@ fn upstream(
     })
 }
 
-fn identity(raw: &RawIdentity) -> Result<IdentityConfig, ConfigError> {
-    let max_concurrent_hashes = match &raw.max_concurrent_hashes {
-        Some(text) => count("identity.max_concurrent_hashes", text)?,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    Ok(IdentityConfig {
-        max_concurrent_hashes,
-        hash_queue: count("identity.hash_queue", &raw.hash_queue)?,
-        max_hash_memory_kib: size_kib("identity.max_hash_memory", &raw.max_hash_memory)?,
-    })
-}
-
 fn header_name(key: &str, text: &str) -> Result<HeaderName, ConfigError> {
     HeaderName::from_bytes(text.as_bytes())
         .map_err(|_| invalid(key, format!("`{text}` is not a header name")))
-}
-
-fn identity_headers(raw: &RawIdentityHeaders) -> Result<IdentityHeaders, ConfigError> {
-    let user = header_name("identity_headers.user", &raw.user)?;
-    let roles = header_name("identity_headers.roles", &raw.roles)?;
-    if user == roles {
-        return Err(invalid(
-            "identity_headers.roles",
-            "must differ from identity_headers.user",
-        ));
-    }
-    let mut strip = Vec::with_capacity(raw.strip.len());
-    for (i, pattern) in raw.strip.iter().enumerate() {
-        let normalized = pattern.to_ascii_lowercase().replace('_', "-");
-        let name = normalized.strip_suffix('*').unwrap_or(&normalized);
-        if name.is_empty() || !name.bytes().all(is_tchar) || name.contains('*') {
-            return Err(invalid(
-                format!("identity_headers.strip[{i}]"),
-                format!("`{pattern}` is neither a header name nor a `prefix*` pattern"),
-            ));
-        }
-        strip.push(normalized);
-    }
-    Ok(IdentityHeaders { user, roles, strip })
 }
 
 fn allow(key: &str, text: &str) -> Result<Allow, ConfigError> {
@@ -601,15 +575,5 @@ mod tests {
         for bad in ["64", "MiB", "64mb", "-1KiB", "4096GiB", "1.5MiB"] {
             assert!(size_kib("k", bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn role_names_follow_the_value_rule() {
-        assert!(is_role("team:ops.admin_1-x"));
-        assert!(is_role(&"r".repeat(64)));
-        assert!(!is_role(&"r".repeat(65)));
-        assert!(!is_role(""));
-        assert!(!is_role("a/b"));
-        assert!(!is_role("a@b"));
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod assertion;
 mod browsers;
 mod cases;
 mod cli;
@@ -29,5 +30,7 @@ mod smuggling;
 mod store;
 mod tls;
 mod tls_reload;
+mod upstream_check;
 mod upstream_tls;
+mod users_file;
 mod websockets;

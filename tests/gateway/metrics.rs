@@ -148,6 +148,7 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
         "regulated",
         "busy",
         "store_unavailable",
+        "source_unavailable",
     ] {
         let labels = [("result", result)];
         assert_eq!(fresh.value("portcullis_login_attempts_total", &labels), 0.0);
@@ -205,12 +206,13 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
         ("regulated", 1.0),
         ("busy", 0.0),
         ("store_unavailable", 0.0),
+        ("source_unavailable", 0.0),
     ] {
         let labels = [("result", result)];
         let value = scrape.value("portcullis_login_attempts_total", &labels);
         assert_eq!(value, count, "{result}");
     }
-    assert_eq!(scrape.series("portcullis_login_attempts_total").len(), 5);
+    assert_eq!(scrape.series("portcullis_login_attempts_total").len(), 6);
 
     // The memory store, operation by operation: three ban lookups per login attempt, three
     // counters for each admitted one; the success resets its own counter and takes itself back

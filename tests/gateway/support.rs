@@ -1,12 +1,13 @@
 //! Test harness: a real `redis-server`, a recording echo upstream and the real gateway, each on
 //! an ephemeral loopback port, plus an HTTP client with a cookie jar and a raw-bytes client, the
 //! real binary as a child process ([`binary`]), TLS certificates and clients ([`tls`]), a real
-//! nginx doing forward-auth in front of them ([`nginx`]) and a WebSocket echo upstream
-//! ([`ws_upstream`]).
+//! nginx doing forward-auth in front of them ([`nginx`]), a WebSocket echo upstream
+//! ([`ws_upstream`]) and a credential check endpoint for delegated logins ([`check`]).
 
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod check;
 pub mod client;
 pub mod nginx;
 pub mod redis;
@@ -26,6 +27,7 @@ use portcullis::tls::ListenerTls;
 use tokio::sync::oneshot;
 
 pub use binary::Binary;
+pub use check::{CheckEndpoint, CHECK_PW};
 pub use client::{raw, Client};
 pub use nginx::Nginx;
 pub use redis::{commands_between, RedisServer};

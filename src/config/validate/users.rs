@@ -1,45 +1,47 @@
 //! Validation of local users: `users` and the entries of `users_file`.
 //!
-//! Each entry's password hash is parsed here, at start-up, so that a typo or a hash too costly
-//! for `identity.max_hash_memory` is a config error rather than a failed login later.
+//! `users_file` is either a YAML list of the same shape as `users`, or an htpasswd file
+//! (`name:hash` lines, `#` comments; its users have no roles), so an existing htpasswd file
+//! imports as it is. Each entry's password hash is read here, at load, so that a typo, an
+//! unsupported scheme or a hash too costly for `identity.max_hash_memory` is a config error
+//! naming the user rather than a failed login later; weak parameters are a warning.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use argon2::PasswordHash;
-
-use super::{boolean, invalid, is_role};
+use super::{boolean, invalid};
 use crate::config::file::RawUser;
 use crate::config::ConfigError;
-use crate::identity::User;
+use crate::identity::hashes::Scheme;
+use crate::identity::{is_role, is_username, User};
 
-/// `^[A-Za-z0-9._@+-]{1,128}$`.
-fn is_username(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
-}
+/// Longest display name or e-mail address, in bytes.
+const MAX_PROFILE_LEN: usize = 256;
 
-/// Validate `users`, then the entries of `users_file`; error keys name the entry (`users[2]`,
-/// `users_file[0]`).
+/// Validate `users`, then the entries of `users_file` (returned resolved against `base_dir`);
+/// error keys name the entry (`users[2]`, `users_file[0]`).
 pub(super) fn users(
     inline: &[RawUser],
     file: Option<&str>,
     base_dir: &Path,
     max_hash_memory_kib: u32,
-) -> Result<Vec<User>, ConfigError> {
-    let from_file: Vec<RawUser> = match file {
-        Some(name) => {
-            let path = base_dir.join(name);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<User>, Option<PathBuf>), ConfigError> {
+    let path = file.map(|name| base_dir.join(name));
+    let from_file: Vec<RawUser> = match &path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
                 invalid(
                     "users_file",
                     format!("cannot read `{}`: {e}", path.display()),
                 )
             })?;
-            serde_yaml::from_str(&text)
-                .map_err(|e| invalid("users_file", format!("`{}`: {e}", path.display())))?
+            if is_htpasswd(&text) {
+                htpasswd(&text)
+            } else {
+                serde_yaml::from_str(&text)
+                    .map_err(|e| invalid("users_file", format!("`{}`: {e}", path.display())))?
+            }
         }
         None => Vec::new(),
     };
@@ -77,12 +79,19 @@ pub(super) fn users(
                 ));
             }
         }
-        check_password_hash(
-            &format!("{entry}.password_hash"),
-            name,
-            &raw.password_hash,
-            max_hash_memory_kib,
+        let key = format!("{entry}.password_hash");
+        let scheme = check_password_hash(&key, name, &raw.password_hash, max_hash_memory_kib)?;
+        if let Some(weakness) = scheme.weakness() {
+            warnings.push(format!(
+                "{key}: user `{name}`: {weakness}; rehash it (`portcullis hash-password`)"
+            ));
+        }
+        profile(
+            &format!("{entry}.display_name"),
+            raw.display_name.as_deref(),
+            false,
         )?;
+        profile(&format!("{entry}.email"), raw.email.as_deref(), true)?;
         users.push(User {
             username: name.to_owned(),
             password_hash: raw.password_hash.clone(),
@@ -92,34 +101,81 @@ pub(super) fn users(
             email: raw.email.clone(),
         });
     }
-    Ok(users)
+    Ok((users, path))
 }
 
-/// An argon2 PHC string whose memory cost fits `identity.max_hash_memory`.
-fn check_password_hash(key: &str, user: &str, phc: &str, max_kib: u32) -> Result<(), ConfigError> {
-    let fail = |why: String| invalid(key, format!("user `{user}`: {why}"));
-    let hash = PasswordHash::new(phc).map_err(|e| fail(format!("not a PHC hash string ({e})")))?;
-    let algorithm = hash.algorithm.as_str();
-    if !matches!(algorithm, "argon2id" | "argon2i" | "argon2d") {
-        return Err(fail(format!(
-            "algorithm `{algorithm}` is not supported (argon2id, argon2i or argon2d; \
-             `portcullis hash-password` prints one)"
-        )));
+/// Whether `text` is an htpasswd file: every line that is not blank or a `#` comment is
+/// `name:hash` with no whitespace, and there is at least one. No YAML users list looks like
+/// that (its entries are `- username: ...`).
+fn is_htpasswd(text: &str) -> bool {
+    let mut lines = content_lines(text).peekable();
+    lines.peek().is_some()
+        && lines.all(|line| {
+            !line.contains(char::is_whitespace)
+                && !line.starts_with(['-', '[', '{'])
+                && line
+                    .split_once(':')
+                    .is_some_and(|(name, hash)| !name.is_empty() && !hash.is_empty())
+        })
+}
+
+fn content_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+}
+
+/// The entries of an htpasswd file (already known to be one): no roles, enabled.
+fn htpasswd(text: &str) -> Vec<RawUser> {
+    content_lines(text)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, hash)| RawUser {
+            username: name.to_owned(),
+            password_hash: hash.to_owned(),
+            roles: Vec::new(),
+            disabled: "false".into(),
+            display_name: None,
+            email: None,
+        })
+        .collect()
+}
+
+/// A hash of a supported scheme whose memory cost fits `identity.max_hash_memory`. Messages
+/// name the user and never quote the hash.
+fn check_password_hash(
+    key: &str,
+    user: &str,
+    hash: &str,
+    max_kib: u32,
+) -> Result<Scheme, ConfigError> {
+    let scheme = Scheme::of(hash).map_err(|e| invalid(key, format!("user `{user}`: {e}")))?;
+    if scheme.memory_kib() > max_kib {
+        return Err(invalid(
+            key,
+            format!(
+                "user `{user}`: memory cost {} KiB exceeds identity.max_hash_memory ({max_kib} KiB)",
+                scheme.memory_kib()
+            ),
+        ));
     }
-    if hash.salt.is_none() || hash.hash.is_none() {
-        return Err(fail("the hash string has no salt or no hash".into()));
-    }
-    if let Some(version) = hash.version {
-        argon2::Version::try_from(version)
-            .map_err(|_| fail(format!("unknown argon2 version {version}")))?;
-    }
-    let params = argon2::Params::try_from(&hash)
-        .map_err(|e| fail(format!("invalid argon2 parameters ({e})")))?;
-    if params.m_cost() > max_kib {
-        return Err(fail(format!(
-            "memory cost {} KiB exceeds identity.max_hash_memory ({max_kib} KiB)",
-            params.m_cost()
-        )));
+    Ok(scheme)
+}
+
+/// A display name or e-mail address fit for a header value: no control characters (and, for an
+/// address, no whitespace), at most [`MAX_PROFILE_LEN`] bytes.
+fn profile(key: &str, value: Option<&str>, address: bool) -> Result<(), ConfigError> {
+    let Some(value) = value else { return Ok(()) };
+    let bad = value.is_empty()
+        || value.len() > MAX_PROFILE_LEN
+        || value.chars().any(char::is_control)
+        || (address && value.contains(char::is_whitespace));
+    if bad {
+        let what = if address {
+            "1 to 256 bytes without spaces or control characters"
+        } else {
+            "1 to 256 bytes without control characters"
+        };
+        return Err(invalid(key, format!("must be {what}")));
     }
     Ok(())
 }
@@ -129,14 +185,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usernames_follow_the_value_rule() {
-        assert!(is_username("alice.smith"));
-        assert!(is_username("a+b@example-1.com_x"));
-        assert!(is_username(&"u".repeat(128)));
-        assert!(!is_username(&"u".repeat(129)));
-        assert!(!is_username(""));
-        assert!(!is_username("a b"));
-        assert!(!is_username("a:b"));
-        assert!(!is_username("é"));
+    fn htpasswd_files_are_told_from_yaml_lists() {
+        let ht = "# made by htpasswd\nalice:$2y$05$abc\n\nbob:{SHA}xyz=\r\n";
+        assert!(is_htpasswd(ht));
+        let entries = htpasswd(ht);
+        let names: Vec<_> = entries.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(entries[1].password_hash, "{SHA}xyz=");
+        assert!(entries.iter().all(|u| u.roles.is_empty()));
+        for yaml in [
+            "- username: alice\n  password_hash: x\n",
+            "[]\n",
+            "",
+            "# only a comment\n",
+            "alice: x\n",
+            "alice:\n",
+        ] {
+            assert!(!is_htpasswd(yaml), "{yaml:?}");
+        }
+    }
+
+    #[test]
+    fn profiles_must_fit_a_header() {
+        assert!(profile("k", Some("José Núñez"), false).is_ok());
+        assert!(profile("k", Some("a@example.com"), true).is_ok());
+        assert!(profile("k", None, true).is_ok());
+        for (value, address) in [
+            ("line\nbreak", false),
+            ("", false),
+            ("a b@example.com", true),
+            ("tab\tx", false),
+        ] {
+            assert!(profile("k", Some(value), address).is_err(), "{value:?}");
+        }
+        assert!(profile("k", Some(&"x".repeat(257)), false).is_err());
     }
 }

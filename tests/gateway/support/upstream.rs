@@ -28,6 +28,8 @@ pub struct Recorded {
     pub body_len: usize,
     /// The TLS server name the client sent (TLS upstreams only).
     pub sni: Option<String>,
+    /// The body, lossily as text.
+    pub body: String,
 }
 
 impl Recorded {
@@ -197,6 +199,7 @@ async fn echo(
             .collect(),
         body_len: body.len(),
         sni,
+        body: String::from_utf8_lossy(&body).into_owned(),
     };
     records.lock().unwrap().push(record.clone());
     let path = parts.uri.path();

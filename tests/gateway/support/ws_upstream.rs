@@ -130,6 +130,7 @@ fn handshake(
             .collect(),
         body_len: 0,
         sni: None,
+        body: String::new(),
     });
     if request.uri().path() == "/api/refuse" {
         let body = "no websocket here";
