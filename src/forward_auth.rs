@@ -33,6 +33,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
 /// The client's request, as a trusted proxy describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,23 @@ pub fn describe<B>(
     let uri = described
         .uri
         .ok_or(RequestError::BadRequest("no original URI"))?;
-    let path = CanonicalPath::parse(original_path(uri)?.path(), &config.paths)?;
+    let target = original_path(uri)?;
+    let path = CanonicalPath::parse(target.path(), &config.paths)?;
+    // The other proxy forwards the target as the client sent it, not the canonical path judged
+    // here: a spelling the upstream could resolve differently (`/admin/../public/a`, `%2e`,
+    // `%61dmin`, `//`) is refused rather than judged (escapes may differ only in hex case).
+    if !path.as_str().eq_ignore_ascii_case(target.path()) {
+        return Err(RequestError::BadRequest(
+            "original URI is not in canonical form",
+        ));
+    }
+    // What a method-override header asks for is not the method judged here, and the other proxy
+    // passes the header on.
+    if crate::headers::has_method_override(request.headers()) {
+        return Err(RequestError::BadRequest(
+            "method-override header in a forward-auth request",
+        ));
+    }
     let https = match described.proto {
         None => false,
         Some(p) if p.eq_ignore_ascii_case("http") => false,
@@ -104,10 +121,29 @@ pub async fn decide<B>(
     original: OriginalRequest,
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
+    // nginx does not pass `Upgrade` to its auth subrequest, but a WebSocket handshake's own
+    // headers arrive: such a request is origin-checked like an inline upgrade.
+    let headers = request.headers();
+    let upgrade = headers.contains_key(http::header::UPGRADE)
+        || headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
+        || headers.contains_key(http::header::SEC_WEBSOCKET_VERSION)
+        || headers
+            .get_all(SEC_FETCH_MODE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if upgrade
+        && !csrf::passes(
+            headers,
+            original.own_origin.as_deref(),
+            &state.config.csrf.allowed_origins,
+        )
+    {
+        return Err(RequestError::Csrf);
+    }
     let access = AccessRequest {
         method: &original.method,
         path: &original.path,
-        headers: request.headers(),
+        headers,
         own_origin: original.own_origin,
     };
     let identity = gateway::authorize(state, &access, ctx).await?;

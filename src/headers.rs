@@ -54,7 +54,18 @@ const FORWARDING_EXACT: &[&str] = &[
     "fastly-client-ip",
     "x-cluster-client-ip",
 ];
-const FORWARDING_PREFIX: &str = "x-forwarded-";
+/// Prefixes of forwarding headers: `X-Forwarded-*`, and the client-certificate headers TLS
+/// terminators write (`X-SSL-Client-DN`, `SSL-Client-Cert`, `X-Client-Cert`, IIS's
+/// `X-ARR-ClientCert`), which only a trusted proxy in front may vouch for.
+const FORWARDING_PREFIXES: &[&str] = &[
+    "x-forwarded-",
+    "x-ssl-",
+    "ssl-client-",
+    "x-client-cert",
+    "x-client-verify",
+    "x-client-dn",
+    "x-arr-clientcert",
+];
 
 /// Where a request came from, as far as the forwarding headers are concerned.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +121,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// Remove method-override headers.
 pub fn remove_method_overrides(headers: &mut HeaderMap) {
     remove_where(headers, |name| METHOD_OVERRIDES.contains(&name));
+}
+
+/// Whether the request carries a method-override header (any spelling).
+pub fn has_method_override(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|name| METHOD_OVERRIDES.contains(&normalized(name).as_ref()))
 }
 
 /// Whether `name` (normalized) matches one strip pattern: an exact name or `prefix*`.
@@ -236,7 +254,8 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: ForwardedContext<'_>) {
         }
     } else {
         remove_where(headers, |name| {
-            name.starts_with(FORWARDING_PREFIX) || FORWARDING_EXACT.contains(&name)
+            FORWARDING_PREFIXES.iter().any(|p| name.starts_with(p))
+                || FORWARDING_EXACT.contains(&name)
         });
         headers.insert(
             xff,

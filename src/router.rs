@@ -169,15 +169,18 @@ async fn dispatch(
     crate::framing::check_request(request.headers())?;
     let path = CanonicalPath::parse(uri.path(), &state.config.paths)?;
     ctx.path = Some(path.as_str().to_owned());
+    let own = OwnPaths::of(&state.config);
+    let route = route_path(&path, own);
     // A WebSocket handshake carries the browser's cookies from any page (no preflight): it must
-    // come from an allowed origin whatever the route.
-    if request.headers().contains_key(http::header::UPGRADE)
+    // come from an allowed origin whatever the route. (A forward-auth request is checked against
+    // the origin of the request it describes, in `forward_auth::decide`.)
+    if route != Route::ForwardAuth
+        && request.headers().contains_key(http::header::UPGRADE)
         && !csrf::request_passes(state, &conn, request.uri(), request.headers())
     {
         return Err(RequestError::Csrf);
     }
-    let own = OwnPaths::of(&state.config);
-    match route_path(&path, own) {
+    match route {
         Route::SessionApi => session_api::handle(state, conn, request, ctx)
             .await
             .map(|response| Reply::Own(response, Outcome::Own)),

@@ -84,6 +84,14 @@ async fn c08_client_address_and_host_override_headers_from_an_untrusted_peer_nev
         "X-Original-Host",
         "X-Host",
         "X-HTTP-Host-Override",
+        // Client-certificate headers of TLS terminators.
+        "X-SSL-Client-DN",
+        "X-SSL-Client-Verify",
+        "SSL-Client-Cert",
+        "X-Client-Cert",
+        "X-Client-Verify",
+        "X-ARR-ClientCert",
+        "X-Forwarded-Client-Cert",
     ];
     let headers: Vec<(&str, &str)> = spoofed.iter().map(|n| (*n, "10.0.0.1")).collect();
     let reply = gateway
