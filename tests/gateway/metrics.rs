@@ -238,7 +238,7 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
     let labels = [("operation", "ping")];
     let name = "portcullis_store_operation_duration_seconds_count";
     assert!(scrape.value(name, &labels) >= 1.0);
-    assert_eq!(scrape.series("portcullis_store_errors_total").len(), 8);
+    assert_eq!(scrape.series("portcullis_store_errors_total").len(), 12);
     assert_eq!(scrape.value("portcullis_store_up", &[]), 1.0);
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
