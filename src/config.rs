@@ -199,6 +199,9 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Cookie attributes.
     pub cookie: CookieConfig,
+    /// Most sessions one user may hold at once; a login beyond it ends the oldest. `None`: no
+    /// limit.
+    pub max_per_user: Option<usize>,
 }
 
 /// `session.store` with its backend's settings.

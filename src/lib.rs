@@ -18,9 +18,11 @@
 //! - [`websocket`]: which requests and `101` answers are a WebSocket handshake; pure.
 //! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
-//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends
-//!   and a wrapper that measures either.
-//! - [`session_api`]: log in, tell the session, log out.
+//! - [`session`]: ids, signed cookies, records; [`session::index`], each user's index of
+//!   sessions; [`session::store`] with memory and Redis backends and a wrapper that measures
+//!   either.
+//! - [`session_api`]: log in, tell the session, log out; list the caller's sessions, end one or
+//!   all of them.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
 //! - [`identity`]: users and password verification on a bounded pool.

@@ -2,7 +2,8 @@
 //!
 //! A session id is 256 bits from the OS; the cookie carries the id and an HMAC of it, so a forged
 //! or damaged cookie is refused without touching the store. The store key is a SHA-256 of the id,
-//! so neither a key listing nor a log line can be replayed as a cookie.
+//! so neither a key listing nor a log line can be replayed as a cookie. Each user's sessions are
+//! also listed in an index ([`index`]), so a user or an operator can see and end them.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,8 +20,10 @@ use crate::config::{CookieConfig, Secret, SessionConfig};
 use crate::headers::cookie_pairs;
 use crate::identity::{credential_fingerprint, Users};
 
+pub mod index;
 pub mod store;
 
+pub use index::ListedSession;
 pub use store::{SessionStore, StoreError};
 
 /// Length of a session id in bytes (256 bits).
@@ -52,9 +55,18 @@ impl SessionId {
         Self(id)
     }
 
-    /// `hex(SHA-256(id))`: the part of the store key that names this session.
+    /// `hex(SHA-256(id))`: the part of the store key that names this session, and its member in
+    /// the user's index.
     pub fn digest_hex(&self) -> String {
         hex::encode(Sha256::digest(self.0))
+    }
+
+    /// The session's handle: the first [`index::HANDLE_LEN`] characters of
+    /// [`SessionId::digest_hex`], which names it to its user without giving away the id.
+    pub fn handle(&self) -> String {
+        let mut digest = self.digest_hex();
+        digest.truncate(index::HANDLE_LEN);
+        digest
     }
 }
 
@@ -212,6 +224,7 @@ pub struct Sessions {
     key_prefix: String,
     idle_timeout: Duration,
     absolute_timeout: Duration,
+    max_per_user: Option<usize>,
     cookie: CookieConfig,
 }
 
@@ -232,6 +245,7 @@ impl Sessions {
             key_prefix: config.key_prefix.clone(),
             idle_timeout: config.idle_timeout,
             absolute_timeout: config.absolute_timeout,
+            max_per_user: config.max_per_user,
             cookie: config.cookie.clone(),
         }
     }
@@ -265,7 +279,10 @@ impl Sessions {
         found
     }
 
-    /// Start a session for `user` and return the signed cookie value with the record.
+    /// Start a session for `user` and return the signed cookie value with the record. The session
+    /// enters the user's index first, so no session ever exists that the index does not list
+    /// (an entry whose session was never written is pruned later); with
+    /// `session.max_per_user`, the user's oldest sessions beyond it end here.
     pub async fn create(
         &self,
         user: &crate::identity::User,
@@ -285,14 +302,21 @@ impl Sessions {
             user_agent,
         };
         let value = serde_json::to_vec(&record).expect("a record always serializes");
+        self.prune_index(&record.user, now).await?;
         loop {
             let id = SessionId::generate();
+            let digest = id.digest_hex();
+            self.index_add(&record.user, &digest, record.expires_at)
+                .await?;
             // NX: a record is only ever written under an id generated right here.
             if self
                 .store
-                .create(&self.key(&id), &value, record.ttl(now))
+                .create(&self.key_of(&digest), &value, record.ttl(now))
                 .await?
             {
+                if let Some(max) = self.max_per_user {
+                    self.evict_beyond(&record.user, &digest, max).await?;
+                }
                 return Ok((self.signer.load().sign(&id), record));
             }
         }
@@ -324,13 +348,14 @@ impl Sessions {
         };
         let now = now_ms();
         let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&raw) else {
+            // Its user is unknown, so its index entry is left to be pruned when next read.
             tracing::warn!("unreadable session record deleted");
             self.store.delete(&key).await?;
             return Ok(None);
         };
         if now >= record.expires_at || now >= record.idle_expires_at {
             // Outlived its own deadlines (a TTL set by a skewed clock, or written by hand).
-            self.store.delete(&key).await?;
+            self.end_digest(&record.user, &id.digest_hex()).await?;
             return Ok(None);
         }
         let roles = match users.get(&record.user) {
@@ -342,7 +367,7 @@ impl Sessions {
             }
             _ => {
                 tracing::info!(user = %record.user, "session ended: user removed, disabled or credential changed");
-                self.store.delete(&key).await?;
+                self.end_digest(&record.user, &id.digest_hex()).await?;
                 return Ok(None);
             }
         };
@@ -367,9 +392,17 @@ impl Sessions {
         }))
     }
 
-    /// Delete a session's record.
+    /// Delete a session's record and its entry in its user's index (read from the record).
     pub async fn end(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.store.delete(&self.key(id)).await
+        let key = self.key(id);
+        let Some(raw) = self.store.load(&key).await? else {
+            return Ok(());
+        };
+        match serde_json::from_slice::<SessionRecord>(&raw) {
+            Ok(record) => self.end_digest(&record.user, &id.digest_hex()).await,
+            // Without a user there is no index to clean: the entry is pruned when next read.
+            Err(_) => self.store.delete(&key).await,
+        }
     }
 
     /// Every correctly signed session id in the request's cookies. Authentication never picks
@@ -422,7 +455,12 @@ impl Sessions {
     }
 
     fn key(&self, id: &SessionId) -> String {
-        format!("{}s:{}", self.key_prefix, id.digest_hex())
+        self.key_of(&id.digest_hex())
+    }
+
+    /// The store key of the session whose id hashes to `digest` (`hex(SHA-256(id))`).
+    fn key_of(&self, digest: &str) -> String {
+        format!("{}s:{digest}", self.key_prefix)
     }
 }
 

@@ -1,4 +1,6 @@
-//! `POST`, `GET` and `DELETE` on the session API path: log in, tell the session, log out.
+//! The session API: `POST`, `GET` and `DELETE` on its path (log in, tell the session, log out),
+//! and under it `/all` (the caller's sessions: list them, log out everywhere) and `/all/{handle}`
+//! (end one of them).
 
 use std::net::IpAddr;
 
@@ -9,13 +11,16 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+use crate::access::CanonicalPath;
 use crate::context::RequestContext;
 use crate::error::RequestError;
 use crate::identity::{LoginError, User};
 use crate::metrics::LoginResult;
 use crate::regulation::Admission;
 use crate::response::{self, Body};
-use crate::session::{rfc3339, SessionRecord};
+use crate::router::SessionEndpoint;
+use crate::session::index::Revoked;
+use crate::session::{rfc3339, ActiveSession, ListedSession, SessionRecord};
 use crate::state::{AppState, ConnInfo};
 use crate::{cors, csrf, login_redirect};
 
@@ -26,6 +31,8 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest user agent kept in a session record.
 const MAX_USER_AGENT_LEN: usize = 256;
 const ALLOW: &str = "GET, HEAD, POST, DELETE";
+const ALLOW_ALL: &str = "GET, HEAD, DELETE";
+const ALLOW_ONE: &str = "DELETE";
 
 #[derive(Deserialize)]
 struct LoginRequest {
@@ -36,12 +43,15 @@ struct LoginRequest {
     return_to: Option<String>,
 }
 
-/// Dispatch a request on the session API path by method; the user logged in or shown is noted
-/// in `ctx`.
+/// Dispatch a request on one of the session API's endpoints by method; the user logged in or
+/// shown is noted in `ctx`. `path` is the canonical path (for `/all/{handle}`, its last segment
+/// is the handle).
 pub async fn handle(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
+    endpoint: SessionEndpoint,
+    path: &CanonicalPath,
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let method = request.method();
@@ -51,20 +61,33 @@ pub async fn handle(
     {
         return Err(RequestError::Csrf);
     }
-    match *method {
-        Method::POST => login(state, &conn, request, ctx).await,
-        Method::GET | Method::HEAD => status(state, &request, ctx).await,
-        Method::DELETE => logout(state, &request).await,
-        Method::OPTIONS
+    let allow = match endpoint {
+        SessionEndpoint::Session => ALLOW,
+        SessionEndpoint::All => ALLOW_ALL,
+        SessionEndpoint::One => ALLOW_ONE,
+    };
+    match (endpoint, method.clone()) {
+        (SessionEndpoint::Session, Method::POST) => login(state, &conn, request, ctx).await,
+        (SessionEndpoint::Session, Method::GET | Method::HEAD) => {
+            status(state, &request, ctx).await
+        }
+        (SessionEndpoint::Session, Method::DELETE) => logout(state, &request).await,
+        (SessionEndpoint::All, Method::GET | Method::HEAD) => list(state, &request, ctx).await,
+        (SessionEndpoint::All, Method::DELETE) => end_everywhere(state, &request, ctx).await,
+        (SessionEndpoint::One, Method::DELETE) => {
+            let handle = path.as_str().rsplit('/').next().unwrap_or_default();
+            revoke(state, &request, handle, ctx).await
+        }
+        (_, Method::OPTIONS)
             if cors::allowed_origin(request.headers(), &state.config.cors).is_some()
                 && matches!(
                     cors::preflight_method(method, request.headers()),
                     Some(Ok(_))
                 ) =>
         {
-            Ok(cors::preflight_response(ALLOW, &state.config.cors))
+            Ok(cors::preflight_response(allow, &state.config.cors))
         }
-        _ => Err(RequestError::MethodNotAllowed { allow: ALLOW }),
+        _ => Err(RequestError::MethodNotAllowed { allow }),
     }
 }
 
@@ -230,6 +253,98 @@ async fn logout(
     };
     response.headers_mut().insert(header::SET_COOKIE, clear);
     Ok(response)
+}
+
+/// The caller's session, or 401.
+async fn caller(
+    state: &AppState,
+    request: &Request<Incoming>,
+    ctx: &mut RequestContext,
+) -> Result<ActiveSession, RequestError> {
+    let session = state
+        .sessions
+        .resolve(request.headers(), &state.policy().users)
+        .await?
+        .ok_or(RequestError::Unauthenticated)?;
+    ctx.user = Some(session.record.user.clone());
+    Ok(session)
+}
+
+/// `GET /session/all`: the caller's sessions, oldest first, the calling one marked `current`.
+async fn list(
+    state: &AppState,
+    request: &Request<Incoming>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, RequestError> {
+    let session = caller(state, request, ctx).await?;
+    let current = session.id.handle();
+    let listed = state.sessions.list(&session.record.user).await?;
+    let sessions: Vec<serde_json::Value> = listed
+        .iter()
+        .map(|listed| listed_json(listed, listed.handle == current))
+        .collect();
+    Ok(response::json(
+        StatusCode::OK,
+        &serde_json::json!({ "sessions": sessions }),
+    ))
+}
+
+/// `DELETE /session/all`: end every session of the caller, this one included.
+async fn end_everywhere(
+    state: &AppState,
+    request: &Request<Incoming>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, RequestError> {
+    let session = caller(state, request, ctx).await?;
+    let user = &session.record.user;
+    let ended = state.sessions.end_everywhere(user).await?;
+    // Also when the index somehow missed the calling session: "everywhere" includes here.
+    state.sessions.end(&session.id).await?;
+    tracing::info!(user = %user, sessions = ended, "logged out everywhere");
+    let mut response = response::empty(StatusCode::NO_CONTENT);
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state.sessions.clear_cookie());
+    Ok(response)
+}
+
+/// `DELETE /session/all/{handle}`: end one of the caller's sessions; 404 for any handle not in
+/// the caller's own index. Ending the calling session also expires its cookie.
+async fn revoke(
+    state: &AppState,
+    request: &Request<Incoming>,
+    handle: &str,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, RequestError> {
+    let session = caller(state, request, ctx).await?;
+    match state.sessions.revoke(&session.record.user, handle).await? {
+        Revoked::NotFound => Err(RequestError::NotFound),
+        Revoked::Ended => {
+            tracing::info!(user = %session.record.user, "session revoked by its user");
+            let mut response = response::empty(StatusCode::NO_CONTENT);
+            if session.id.handle() == handle {
+                response
+                    .headers_mut()
+                    .insert(header::SET_COOKIE, state.sessions.clear_cookie());
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// One entry of `GET /session/all`.
+fn listed_json(listed: &ListedSession, current: bool) -> serde_json::Value {
+    let record = &listed.record;
+    serde_json::json!({
+        "handle": listed.handle,
+        "created_at": rfc3339(record.created_at),
+        "last_seen_at": rfc3339(record.last_seen_at),
+        "expires_at": rfc3339(record.expires_at),
+        "idle_expires_at": rfc3339(record.idle_expires_at),
+        "client_addr": record.client_addr,
+        "user_agent": record.user_agent,
+        "current": current,
+    })
 }
 
 /// `application/json`, parameters (such as `charset`) allowed.

@@ -159,6 +159,8 @@ pub(crate) struct RawSession {
     pub absolute_timeout: String,
     /// Cookie attributes.
     pub cookie: RawCookie,
+    /// Most sessions one user may hold at once (a count); a login beyond it ends the oldest.
+    pub max_per_user: Option<String>,
 }
 
 /// `session.cookie`.
@@ -385,6 +387,7 @@ impl Default for RawSession {
             idle_timeout: "30m".into(),
             absolute_timeout: "12h".into(),
             cookie: RawCookie::default(),
+            max_per_user: None,
         }
     }
 }

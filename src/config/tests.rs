@@ -104,6 +104,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(cookie.same_site, cookie::SameSite::Lax);
     assert_eq!(cookie.domain, None);
     assert_eq!(cookie.path, "/");
+    assert_eq!(s.max_per_user, None);
     assert_eq!(c.session_api_path, DEFAULT_SESSION_API_PATH);
     assert!(c.users.is_empty());
     assert_eq!(c.identity_headers.user, "x-auth-user");
@@ -432,5 +433,17 @@ fn websocket_max_lifetime_must_be_a_positive_duration() {
             "  url: http://127.0.0.1:3000\n  websocket_max_lifetime: {bad}\n"
         ));
         assert_eq!(err_key(&yaml), "upstream.websocket_max_lifetime", "{bad}");
+    }
+}
+
+#[test]
+fn max_per_user_is_a_count_of_at_least_one() {
+    let c = load_ok(&base("session:\n  store: memory\n  max_per_user: 3\n"));
+    assert_eq!(c.session.max_per_user, Some(3));
+    for bad in ["0", "-1", "many", "1.5"] {
+        let yaml = base(&format!(
+            "session:\n  store: memory\n  max_per_user: {bad}\n"
+        ));
+        assert_eq!(err_key(&yaml), "session.max_per_user", "{bad}");
     }
 }

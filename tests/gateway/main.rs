@@ -22,6 +22,7 @@ mod proxy;
 mod regulation;
 mod reload;
 mod session_api;
+mod session_management;
 mod smuggling;
 mod store;
 mod tls;

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use super::{invalid, is_tchar, positive_duration};
+use super::{count, invalid, is_tchar, positive_duration};
 use crate::config::file::{RawCookie, RawSession};
 use crate::config::{
     ConfigError, CookieConfig, RedisConfig, Secret, SessionConfig, StoreConfig, MIN_SECRET_LEN,
@@ -128,6 +128,11 @@ pub(super) fn session(
         idle_timeout,
         absolute_timeout,
         cookie: cookie(&raw.cookie, tls || public_https, warnings)?,
+        max_per_user: raw
+            .max_per_user
+            .as_deref()
+            .map(|n| count("session.max_per_user", n))
+            .transpose()?,
     })
 }
 
