@@ -31,6 +31,14 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+/// Whether `name` is a valid username: `^[A-Za-z0-9._@+-]{1,128}$`.
+pub fn is_username(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+}
+
 /// argon2id memory cost used by `hash-password`, in KiB.
 pub const DEFAULT_HASH_MEMORY_KIB: u32 = 19456;
 /// argon2id iterations used by `hash-password`.

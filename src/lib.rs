@@ -23,6 +23,7 @@
 //!   either.
 //! - [`session_api`]: log in, tell the session, log out; list the caller's sessions, end one or
 //!   all of them.
+//! - [`sessions_cli`]: `portcullis sessions list|revoke`, an operator's view of a user's sessions.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
 //! - [`identity`]: users and password verification on a bounded pool.
@@ -67,6 +68,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod session_api;
+pub mod sessions_cli;
 pub mod state;
 pub mod tls;
 pub mod tunnel;

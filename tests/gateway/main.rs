@@ -23,6 +23,7 @@ mod regulation;
 mod reload;
 mod session_api;
 mod session_management;
+mod sessions_cli;
 mod smuggling;
 mod store;
 mod tls;

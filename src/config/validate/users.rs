@@ -11,15 +11,7 @@ use argon2::PasswordHash;
 use super::{boolean, invalid, is_role};
 use crate::config::file::RawUser;
 use crate::config::ConfigError;
-use crate::identity::User;
-
-/// `^[A-Za-z0-9._@+-]{1,128}$`.
-fn is_username(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
-}
+use crate::identity::{is_username, User};
 
 /// Validate `users`, then the entries of `users_file`; error keys name the entry (`users[2]`,
 /// `users_file[0]`).
