@@ -3,7 +3,9 @@
 //! A session id is 256 bits from the OS; the cookie carries the id and an HMAC of it, so a forged
 //! or damaged cookie is refused without touching the store. The store key is a SHA-256 of the id,
 //! so neither a key listing nor a log line can be replayed as a cookie. Each user's sessions are
-//! also listed in an index ([`index`]), so a user or an operator can see and end them.
+//! also listed in an index ([`index`]), so a user or an operator can see and end them. With
+//! `session.bearer`, the same signed value may come as `Authorization: Bearer` instead of the
+//! cookie ([`Credential`]); a request carrying both is refused, never resolved by choosing.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{CookieConfig, Secret, SessionConfig};
-use crate::headers::cookie_pairs;
+use crate::headers::{bearer_token, cookie_pairs};
 use crate::identity::{credential_fingerprint, Users};
 
 pub mod index;
@@ -203,6 +205,33 @@ pub enum CookieLookup<'a> {
     Present(&'a [u8]),
 }
 
+/// The session credential a request carries: its session cookie or, with `session.bearer`, an
+/// `Authorization: Bearer` token (the same signed value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// Neither.
+    Absent,
+    /// The session cookie, more than once: never pick one (no session).
+    DuplicateCookie,
+    /// Exactly one session cookie, with this raw value.
+    Cookie(&'a [u8]),
+    /// A bearer token: header-borne, so no browser attaches it to a request by itself.
+    Bearer(&'a [u8]),
+}
+
+impl Credential<'_> {
+    /// Whether a browser would have attached it on its own (the case the origin check is for).
+    pub fn is_cookie(&self) -> bool {
+        matches!(self, Credential::Cookie(_) | Credential::DuplicateCookie)
+    }
+}
+
+/// A request that carries two credentials (a session cookie and a bearer token, or a bearer
+/// token beside another `Authorization` field): refused (400), never resolved by choosing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request carries more than one session credential")]
+pub struct AmbiguousCredential;
+
 /// A valid session for the current request.
 #[derive(Debug, Clone)]
 pub struct ActiveSession {
@@ -214,6 +243,8 @@ pub struct ActiveSession {
     pub roles: Vec<String>,
     /// The cookie verified under an older secret: re-issue it when convenient.
     pub stale_key: bool,
+    /// The session came as a bearer token, not a cookie.
+    pub bearer: bool,
 }
 
 /// Sessions over a store: create, resolve a request's cookie, end.
@@ -225,6 +256,7 @@ pub struct Sessions {
     idle_timeout: Duration,
     absolute_timeout: Duration,
     max_per_user: Option<usize>,
+    bearer: bool,
     cookie: CookieConfig,
 }
 
@@ -246,6 +278,7 @@ impl Sessions {
             idle_timeout: config.idle_timeout,
             absolute_timeout: config.absolute_timeout,
             max_per_user: config.max_per_user,
+            bearer: config.bearer,
             cookie: config.cookie.clone(),
         }
     }
@@ -277,6 +310,36 @@ impl Sessions {
             }
         }
         found
+    }
+
+    /// Whether bearer tokens are on (`session.bearer`).
+    pub fn bearer_enabled(&self) -> bool {
+        self.bearer
+    }
+
+    /// The credential the request carries. `Authorization` is read only with `session.bearer`.
+    pub fn find_credential<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<Credential<'h>, AmbiguousCredential> {
+        let bearer = if self.bearer {
+            bearer_token(headers).map_err(|_| AmbiguousCredential)?
+        } else {
+            None
+        };
+        match (self.find_cookie(headers), bearer) {
+            (CookieLookup::Absent, None) => Ok(Credential::Absent),
+            (CookieLookup::Absent, Some(token)) => Ok(Credential::Bearer(token)),
+            (CookieLookup::Duplicate, None) => Ok(Credential::DuplicateCookie),
+            (CookieLookup::Present(value), None) => Ok(Credential::Cookie(value)),
+            (_, Some(_)) => Err(AmbiguousCredential),
+        }
+    }
+
+    /// Whether `token` is a session token of ours (its signature verifies; the session may have
+    /// ended). Such a token is Portcullis's credential and never goes to the upstream.
+    pub fn is_own_token(&self, token: &[u8]) -> bool {
+        self.bearer && self.signer.load().verify(token).is_some()
     }
 
     /// Start a session for `user` and return the signed cookie value with the record. The session
@@ -326,15 +389,18 @@ impl Sessions {
     /// an unknown or expired record, or a credential that no longer matches (that record is
     /// deleted). A verified cookie costs one store read, plus one write at most every quarter of
     /// the idle timeout.
+    /// With `session.bearer`, the session may come as a bearer token instead; a request carrying
+    /// both is no session here (callers refuse it first, with [`Sessions::find_credential`]).
     pub async fn resolve(
         &self,
         headers: &HeaderMap,
         users: &Users,
     ) -> Result<Option<ActiveSession>, StoreError> {
-        let value = match self.find_cookie(headers) {
-            CookieLookup::Present(value) => value,
-            CookieLookup::Absent => return Ok(None),
-            CookieLookup::Duplicate => {
+        let (value, bearer) = match self.find_credential(headers) {
+            Ok(Credential::Cookie(value)) => (value, false),
+            Ok(Credential::Bearer(token)) => (token, true),
+            Ok(Credential::Absent) | Err(AmbiguousCredential) => return Ok(None),
+            Ok(Credential::DuplicateCookie) => {
                 tracing::warn!(cookie = %self.cookie.name, "session cookie sent more than once; treated as no session");
                 return Ok(None);
             }
@@ -389,6 +455,7 @@ impl Sessions {
             record,
             roles,
             stale_key,
+            bearer,
         }))
     }
 
@@ -405,12 +472,20 @@ impl Sessions {
         }
     }
 
-    /// Every correctly signed session id in the request's cookies. Authentication never picks
-    /// one of several; ending sessions (logout, a new login) ends them all.
+    /// Every correctly signed session id in the request's cookies (and its bearer token, with
+    /// `session.bearer`). Authentication never picks one of several; ending sessions (logout, a
+    /// new login) ends them all.
     pub fn verified_ids(&self, headers: &HeaderMap) -> Vec<SessionId> {
+        let signer = self.signer.load();
+        let token = match self.bearer {
+            true => bearer_token(headers).ok().flatten(),
+            false => None,
+        };
         cookie_pairs(headers)
             .filter(|(name, _)| *name == self.cookie.name.as_bytes())
-            .filter_map(|(_, value)| self.signer.load().verify(value).map(|v| v.id))
+            .map(|(_, value)| value)
+            .chain(token)
+            .filter_map(|value| signer.verify(value).map(|v| v.id))
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! The session API: `POST`, `GET` and `DELETE` on its path (log in, tell the session, log out),
 //! and under it `/all` (the caller's sessions: list them, log out everywhere) and `/all/{handle}`
-//! (end one of them).
+//! (end one of them). With `session.bearer`, a login may ask for its session as a token too.
 
 use std::net::IpAddr;
 
@@ -20,7 +20,7 @@ use crate::regulation::Admission;
 use crate::response::{self, Body};
 use crate::router::SessionEndpoint;
 use crate::session::index::Revoked;
-use crate::session::{rfc3339, ActiveSession, ListedSession, SessionRecord};
+use crate::session::{rfc3339, ActiveSession, Credential, ListedSession, SessionRecord};
 use crate::state::{AppState, ConnInfo};
 use crate::{cors, csrf, login_redirect};
 
@@ -41,6 +41,9 @@ struct LoginRequest {
     /// The page the browser came from (`login_url`'s return parameter), to be checked.
     #[serde(default)]
     return_to: Option<String>,
+    /// Also return the session as a bearer token (with `session.bearer`; ignored otherwise).
+    #[serde(default)]
+    token: bool,
 }
 
 /// Dispatch a request on one of the session API's endpoints by method; the user logged in or
@@ -55,8 +58,15 @@ pub async fn handle(
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let method = request.method();
-    // Login CSRF and forced logout: checked before anything else, the content type included.
+    // Two credentials are never resolved by choosing one.
+    let credential = state
+        .sessions
+        .find_credential(request.headers())
+        .map_err(|_| RequestError::BadRequest("both a session cookie and a bearer token"))?;
+    // Login CSRF and forced logout: checked before anything else, the content type included. A
+    // bearer token is no browser's doing: a page can only send one by script, which CORS governs.
     if (method == Method::POST || method == Method::DELETE)
+        && !matches!(credential, Credential::Bearer(_))
         && !csrf::request_passes(state, &conn, request.uri(), request.headers())
     {
         return Err(RequestError::Csrf);
@@ -102,8 +112,9 @@ async fn login(
     }
     let (parts, body) = request.into_parts();
     let body = read_limited(body, &parts.headers).await?;
-    let login: LoginRequest = serde_json::from_slice(&body)
-        .map_err(|_| RequestError::BadRequest("login body is not {\"username\",\"password\"}"))?;
+    let login: LoginRequest = serde_json::from_slice(&body).map_err(|_| {
+        RequestError::BadRequest("login body is not {\"username\",\"password\"[,\"token\"]}")
+    })?;
     if login.password.len() > MAX_PASSWORD_LEN {
         return Err(RequestError::BadRequest("password too long"));
     }
@@ -126,6 +137,9 @@ async fn login(
             .as_ref()
             .map_or(&[][..], |l| &l.allowed_redirect_hosts[..]);
         body["return_to"] = login_redirect::safe_return(target, own_host, allowed).into();
+    }
+    if login.token && state.sessions.bearer_enabled() {
+        body["token"] = cookie.clone().into();
     }
     let mut response = response::json(StatusCode::CREATED, &body);
     response
@@ -228,7 +242,8 @@ async fn status(
         StatusCode::OK,
         &session_json(&session.record, &session.roles),
     );
-    if session.stale_key {
+    // A token cannot be re-issued through a cookie: its holder keeps using it until it ends.
+    if session.stale_key && !session.bearer {
         response
             .headers_mut()
             .insert(header::SET_COOKIE, state.sessions.set_cookie(&session.id));

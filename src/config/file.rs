@@ -161,6 +161,8 @@ pub(crate) struct RawSession {
     pub cookie: RawCookie,
     /// Most sessions one user may hold at once (a count); a login beyond it ends the oldest.
     pub max_per_user: Option<String>,
+    /// `true` or `false`: whether a login may also get its session as a bearer token.
+    pub bearer: String,
 }
 
 /// `session.cookie`.
@@ -388,6 +390,7 @@ impl Default for RawSession {
             absolute_timeout: "12h".into(),
             cookie: RawCookie::default(),
             max_per_user: None,
+            bearer: "false".into(),
         }
     }
 }

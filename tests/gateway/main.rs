@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod bearer;
 mod browsers;
 mod cases;
 mod cli;

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use super::{count, invalid, is_tchar, positive_duration};
+use super::{boolean, count, invalid, is_tchar, positive_duration};
 use crate::config::file::{RawCookie, RawSession};
 use crate::config::{
     ConfigError, CookieConfig, RedisConfig, Secret, SessionConfig, StoreConfig, MIN_SECRET_LEN,
@@ -133,6 +133,7 @@ pub(super) fn session(
             .as_deref()
             .map(|n| count("session.max_per_user", n))
             .transpose()?,
+        bearer: boolean("session.bearer", &raw.bearer)?,
     })
 }
 
