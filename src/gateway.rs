@@ -32,7 +32,7 @@ use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::response::Body;
 use crate::session::{ActiveSession, Credential};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf, websocket};
+use crate::{bearer, cors, csrf, websocket};
 
 /// The identity an allowed request carries, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +242,7 @@ fn prepare(
     headers::strip_identity_headers(h, &[&ids.user, &ids.roles], &ids.strip);
     headers::remove_session_cookie(h, state.sessions.cookie_name());
     if state.sessions.bearer_enabled() {
-        headers::remove_consumed_bearer(h, |token| state.sessions.is_own_token(token));
+        bearer::remove_consumed_bearer(h, |token| state.sessions.is_own_token(token));
     }
     let peer_trusted = crate::client_addr::is_trusted(conn.peer.ip(), &config.trusted_proxies);
     let proto = if conn.tls { "https" } else { "http" };

@@ -13,7 +13,8 @@
 //! - [`access`]: path canonicalization, the readings of a path and access rules; pure.
 //! - [`gateway`]: the phases of a proxied request: authorize (the one access decision), prepare,
 //!   forward.
-//! - [`headers`]: header hygiene as pure functions.
+//! - [`headers`]: header hygiene as pure functions; [`bearer`], bearer tokens in
+//!   `Authorization`.
 //! - [`forward`]: the upstream client and its timeouts.
 //! - [`websocket`]: which requests and `101` answers are a WebSocket handshake; pure.
 //! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
@@ -46,6 +47,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod bearer;
 pub mod client_addr;
 pub mod config;
 pub mod context;
