@@ -19,7 +19,7 @@ RUN cargo build --release --locked --bin portcullis
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /src/target/release/portcullis /usr/local/bin/portcullis
 # A development default only (loopback listeners, memory sessions, a demo user): mount your own
-# config at /etc/portcullis/config.yaml, as deploy/kubernetes does.
+# config over /etc/portcullis/config.yaml, or pass another `--config` as deploy/kubernetes does.
 COPY config.example.yaml /etc/portcullis/config.yaml
 USER nonroot:nonroot
 # 4180: proxy listener; 9091: admin listener (/healthz, /readyz, /metrics).

@@ -7,10 +7,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
+use rustls::RootCertStore;
+use rustls_pki_types::ServerName;
 use serde_yaml::Value;
 
 use crate::access::{PathOptions, RuleSet};
@@ -30,6 +33,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
 pub const DEFAULT_SESSION_API_PATH: &str = "/session";
 /// Default forward-auth endpoint path.
 pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/.portcullis/auth";
+/// Default `tls.reload_interval`: how often the certificate files are checked for new contents.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Default session cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "portcullis_session";
 /// Default Redis key prefix.
@@ -142,21 +147,46 @@ pub struct PublicUrl {
     pub https: bool,
 }
 
-/// `tls`.
+/// `tls`: the listener's certificate, reloaded when its files change, and optional client
+/// certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     /// PEM certificate chain.
     pub cert_file: PathBuf,
     /// PEM private key.
     pub key_file: PathBuf,
+    /// Client certificates (mTLS), when `tls.client_ca_file` is set.
+    pub client_auth: Option<ClientAuth>,
+    /// How often the files are checked for new contents; `None` (`0s`): only on SIGHUP.
+    pub reload_interval: Option<Duration>,
+}
+
+/// `tls.client_ca_file` and `tls.client_auth`: which client certificates the listener accepts.
+/// A client certificate only restricts who may connect; it never stands in for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs whose client certificates are accepted (reloaded with the
+    /// listener's certificate).
+    pub ca_file: PathBuf,
+    /// Whether a client without a certificate may connect.
+    pub mode: ClientAuthMode,
+}
+
+/// `tls.client_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMode {
+    /// A client without a valid certificate fails the handshake (`required`, the default).
+    Required,
+    /// A client may connect without a certificate; one it presents must be valid (`optional`).
+    Optional,
 }
 
 /// `upstream`.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    /// Base URL (`http://host:port[/prefix]`); the prefix, if any, is kept.
+    /// Base URL (`http(s)://host:port[/prefix]`); the prefix, if any, is kept.
     pub url: Uri,
-    /// TCP connect timeout.
+    /// Connection set-up timeout: TCP connect and, for `https://`, the TLS handshake.
     pub connect_timeout: Duration,
     /// From the last request-body byte to the response head.
     pub timeout: Duration,
@@ -169,6 +199,25 @@ pub struct UpstreamConfig {
     /// An open WebSocket tunnel is closed after this long; `None`: no limit. The other upstream
     /// timeouts bound the handshake only, never an open tunnel.
     pub websocket_max_lifetime: Option<Duration>,
+    /// Which CAs an `https://` upstream's certificate must chain to.
+    pub trust: UpstreamTrust,
+    /// The name the upstream's certificate is checked against (and sent as SNI) instead of the
+    /// URL's host (`upstream.tls_server_name`).
+    pub tls_server_name: Option<ServerName<'static>>,
+}
+
+/// The roots an `https://` upstream's certificate is verified against.
+#[derive(Debug, Clone)]
+pub enum UpstreamTrust {
+    /// The Mozilla roots compiled in (`webpki-roots`): the same on every machine.
+    WebpkiRoots,
+    /// Only the CAs of `upstream.ca_file`, read and parsed at load.
+    CaFile {
+        /// The PEM bundle.
+        path: PathBuf,
+        /// Its certificates as trust anchors.
+        roots: Arc<RootCertStore>,
+    },
 }
 
 /// `upstream.host_header`.
@@ -220,12 +269,46 @@ pub enum StoreConfig {
 /// Redis connection settings.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://` URL (may hold a password, hence secret).
-    pub url: Secret<String>,
+    /// Which deployment: one server, a Cluster or a Sentinel-watched primary.
+    pub topology: RedisTopology,
+    /// ACL user for the data nodes (`session.redis_username`); `None`: the URL's, if any.
+    pub username: Option<Secret<String>>,
+    /// Password for the data nodes (`session.redis_password`); `None`: the URL's, if any.
+    pub password: Option<Secret<String>>,
+    /// PEM CA certificates for `rediss://` (`session.redis_ca_file`); `None`: the system's.
+    pub ca_pem: Option<Vec<u8>>,
     /// Per-command timeout; past it the store counts as down.
     pub timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+}
+
+/// `session.redis_url`, `session.redis_cluster` or `session.redis_sentinel`. URLs may hold a
+/// password, hence secret.
+#[derive(Debug, Clone)]
+pub enum RedisTopology {
+    /// One server (`redis_url`).
+    Standalone(Secret<String>),
+    /// A Redis Cluster, reached through any of these nodes (`redis_cluster`).
+    Cluster(Vec<Secret<String>>),
+    /// The primary that these sentinels name `master_name` (`redis_sentinel`).
+    Sentinel {
+        /// The monitored primary's name.
+        master_name: String,
+        /// The sentinels' URLs.
+        nodes: Vec<Secret<String>>,
+    },
+}
+
+impl RedisTopology {
+    /// `standalone`, `cluster` or `sentinel`, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Standalone(_) => "standalone",
+            Self::Cluster(_) => "cluster",
+            Self::Sentinel { .. } => "sentinel",
+        }
+    }
 }
 
 /// `session.cookie`, resolved (`secure: auto` already decided).

@@ -14,6 +14,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, Uri};
 
 use crate::client_addr::is_trusted;
+use crate::headers::NotSingle;
 use crate::state::{AppState, ConnInfo};
 
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
@@ -33,7 +34,7 @@ pub fn passes(headers: &HeaderMap, own: Option<&str>, allowed: &[String]) -> boo
     }
     match single(headers, &header::ORIGIN) {
         Some(Ok(origin)) => return matches(&origin.to_ascii_lowercase()),
-        Some(Err(())) => return false,
+        Some(Err(NotSingle)) => return false,
         None => {}
     }
     if site.is_some() {
@@ -42,7 +43,7 @@ pub fn passes(headers: &HeaderMap, own: Option<&str>, allowed: &[String]) -> boo
     }
     match single(headers, &header::REFERER) {
         Some(Ok(referer)) => url_origin(referer).is_some_and(|o| matches(&o)),
-        Some(Err(())) => false,
+        Some(Err(NotSingle)) => false,
         None => true,
     }
 }
@@ -99,13 +100,8 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `None` when the header is absent, `Some(Err)` when it is repeated or not text.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<Result<&'h str, ()>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    if values.next().is_some() {
-        return Some(Err(()));
-    }
-    Some(first.to_str().map(str::trim).map_err(|_| ()))
+fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<Result<&'h str, NotSingle>> {
+    crate::headers::single(headers, name).transpose()
 }
 
 /// The origin of an absolute http(s) URL, as [`origin_of`] writes it.

@@ -1,9 +1,12 @@
 //! The upstream client: pooled connections, timeouts, and bodies streamed both ways.
 //!
-//! `timeout` runs from the last request-body byte to the response head; `idle_timeout` bounds any
-//! stretch with no bytes either way (a 504 before the head, a reset stream after it). A WebSocket
-//! handshake is bounded by both up to the upstream's `101`; the open tunnel after it is not an
-//! HTTP exchange and is bounded by [`crate::tunnel`] instead.
+//! `connect_timeout` covers the whole connection set-up, TCP and (for an `https://` upstream)
+//! the TLS handshake; `timeout` runs from the last request-body byte to the response head;
+//! `idle_timeout` bounds any stretch with no bytes either way (a 504 before the head, a reset
+//! stream after it). A WebSocket handshake is bounded by both up to the upstream's `101`; the
+//! open tunnel after it is not an HTTP exchange and is bounded by [`crate::tunnel`] instead. An
+//! `https://` upstream is verified against the roots [`crate::tls`] builds, with SNI from the
+//! URL's host (or `upstream.tls_server_name`), and spoken to in HTTP/1.1.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -18,14 +21,20 @@ use http::{Request, Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper_rustls::{
+    DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector, MaybeHttpsStream,
+    ResolveServerName,
+};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::UpstreamConfig;
 use crate::response::{Body, BoxError};
+use crate::tls;
 
 /// Why forwarding failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +67,11 @@ pub enum ForwardError {
 #[error("client request body: {0}")]
 pub struct ClientBodyError(#[source] BoxError);
 
+/// The connection (TCP and TLS handshake) was not up within `upstream.connect_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection within the connect timeout ({0:?})")]
+pub struct ConnectTimeout(Duration);
+
 /// A body went quiet for longer than `upstream.idle_timeout`.
 #[derive(Debug, thiserror::Error)]
 #[error("no body bytes for the idle timeout")]
@@ -69,7 +83,7 @@ pub type UpstreamBody = TimedBody<Incoming>;
 /// The configured upstream and a pooled client for it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, UpstreamBody>,
+    client: Client<UpstreamConnector, UpstreamBody>,
     scheme: Scheme,
     authority: Authority,
     prefix: String,
@@ -80,17 +94,15 @@ pub struct Upstream {
 impl Upstream {
     /// A client for `config.url` with its timeouts and pool settings.
     pub fn new(config: &UpstreamConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
+        let scheme = config.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
-            .build(connector);
+            .build(UpstreamConnector::new(config, scheme == Scheme::HTTPS));
         let prefix = config.url.path().trim_end_matches('/').to_owned();
         Self {
             client,
-            scheme: config.url.scheme().cloned().unwrap_or(Scheme::HTTP),
+            scheme,
             authority: config
                 .url
                 .authority()
@@ -184,6 +196,63 @@ impl Upstream {
             .map_err(ForwardError::AmbiguousFraming)?;
         let idle = self.idle_timeout;
         Ok(response.map(|body| TimedBody::new(body, idle, None).boxed_unsync()))
+    }
+}
+
+/// Connects to the upstream, over TLS for an `https://` URL, within `connect_timeout` in all.
+#[derive(Clone)]
+pub struct UpstreamConnector {
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for UpstreamConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConnector")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamConnector {
+    fn new(config: &UpstreamConfig, https: bool) -> Self {
+        let mut http = HttpConnector::new();
+        // Per TCP attempt (split among the host's addresses); the handshake is bounded below.
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let server_name: Arc<dyn ResolveServerName + Send + Sync> = match &config.tls_server_name {
+            Some(name) => Arc::new(FixedServerNameResolver::new(name.clone())),
+            None => Arc::new(DefaultServerNameResolver::default()),
+        };
+        let tls = tls::upstream_client_config(&config.trust);
+        Self {
+            // With an https:// URL, a plain connection is never made.
+            inner: HttpsConnector::new(http, tls, https, server_name),
+            timeout: config.connect_timeout,
+        }
+    }
+}
+
+impl tower_service::Service<Uri> for UpstreamConnector {
+    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Error = BoxError;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(Box::new(ConnectTimeout(timeout)) as BoxError),
+            }
+        })
     }
 }
 

@@ -151,17 +151,8 @@ fn read_headers(headers: &HeaderMap) -> Result<Described<'_>, RequestError> {
 
 /// `Ok(None)` when absent; 400 when repeated or not visible ASCII.
 fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, RequestError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(RequestError::BadRequest("repeated forward-auth header"));
-    }
-    first
-        .to_str()
-        .map(|v| Some(v.trim()))
-        .map_err(|_| RequestError::BadRequest("unreadable forward-auth header"))
+    headers::single(headers, name)
+        .map_err(|_| RequestError::BadRequest("repeated or unreadable forward-auth header"))
 }
 
 /// The described method: required, a valid token, and never one Portcullis refuses whatever the

@@ -143,6 +143,26 @@ pub fn inject_identity(
     headers.insert(roles_header.clone(), roles);
 }
 
+/// A header that may appear at most once was repeated or is not text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotSingle;
+
+/// The one value of `name`, trimmed: `Ok(None)` when absent, `Err(NotSingle)` when repeated or
+/// not visible text (an ambiguous answer is never guessed at).
+pub fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, NotSingle> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(NotSingle);
+    }
+    first
+        .to_str()
+        .map(|v| Some(v.trim()))
+        .map_err(|_| NotSingle)
+}
+
 /// Iterate over every `name=value` pair in every `Cookie` field, as raw bytes.
 pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers

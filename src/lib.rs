@@ -8,7 +8,9 @@
 //! # Layout
 //!
 //! - [`config`]: the typed, validated configuration (YAML, `${VAR}` / `${file:...}`).
-//! - [`server`]: listeners, accept loops, TLS ([`tls`]), graceful drain.
+//! - [`server`]: listeners, accept loops, per-connection TLS handshakes, graceful drain.
+//! - [`tls`]: rustls for the listener (certificate and client CA reloaded without a restart,
+//!   optional client certificates) and the roots of the `https://` upstream client.
 //! - [`router`]: canonical path, then one match: session API, forward-auth endpoint or gateway.
 //! - [`access`]: path canonicalization, the readings of a path and access rules; pure.
 //! - [`gateway`]: the phases of a proxied request: authorize (the one access decision), prepare,
@@ -20,8 +22,8 @@
 //! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
 //! - [`session`]: ids, signed cookies, records; [`session::index`], each user's index of
-//!   sessions; [`session::store`] with memory and Redis backends and a wrapper that measures
-//!   either.
+//!   sessions; [`session::store`] with memory and Redis backends (one server, Cluster or
+//!   Sentinel) and a wrapper that measures either.
 //! - [`session_api`]: log in, tell the session, log out; list the caller's sessions, end one or
 //!   all of them.
 //! - [`sessions_cli`]: `portcullis sessions list|revoke`, an operator's view of a user's sessions.

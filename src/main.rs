@@ -4,12 +4,14 @@
 use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use portcullis::config::{Config, LogConfig, LogFormat};
 use portcullis::server::{self, Listeners};
 use portcullis::sessions_cli::{self, SessionsCommand};
 use portcullis::state::AppState;
+use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for an invalid configuration (sysexits `EX_CONFIG`).
@@ -104,8 +106,16 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, path: PathBuf) -> ExitCode {
-    // Before the listeners exist: once a client can connect, a signal ends the process gracefully.
+    // Before the listeners exist: once a client can connect, a signal ends the process gracefully
+    // and a SIGHUP reloads, never taking its default action (ending the process).
     let shutdown = shutdown_signal();
+    let hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP");
+            return ExitCode::FAILURE;
+        }
+    };
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(err) => {
@@ -120,10 +130,7 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(err) = portcullis::reload::on_hangup(path, std::sync::Arc::clone(&state)) {
-        tracing::error!(error = %err, "cannot listen for SIGHUP");
-        return ExitCode::FAILURE;
-    }
+    portcullis::reload::on_hangup(hangups, path, Arc::clone(&state), listeners.tls());
     server::run(listeners, state, shutdown).await;
     ExitCode::SUCCESS
 }
@@ -132,7 +139,6 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
 /// polled: a signal that arrives while the accept loop is still starting is a graceful shutdown,
 /// not the default action's abrupt exit.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
     let mut int = signal(SignalKind::interrupt()).expect("cannot listen for SIGINT");
     async move {

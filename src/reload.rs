@@ -1,14 +1,18 @@
 //! Config reload without a restart: on SIGHUP the config file is read again (`${file:...}`
 //! sources and `users_file` included) and, if it is valid, its users, access rules and session
 //! secrets replace the running ones ([`AppState::reload`]). A file that does not load changes
-//! nothing and the log says why; every other key needs a restart.
+//! nothing and the log says why; every other key needs a restart. The same SIGHUP reloads the
+//! listener's TLS files ([`ListenerTls::reload`]), which are also watched for changes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::signal::unix::Signal;
+
 use crate::config::{Config, ConfigError};
 use crate::error::ErrorChain;
 use crate::state::AppState;
+use crate::tls::ListenerTls;
 
 /// Load the config at `path` and apply what a reload may change.
 pub fn reload_from(path: &Path, state: &AppState) -> Result<(), ConfigError> {
@@ -20,13 +24,19 @@ pub fn reload_from(path: &Path, state: &AppState) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Reload from `path` at every SIGHUP, for as long as the process runs. The handler is installed
-/// before this returns, so a SIGHUP never takes its default action (ending the process).
-pub fn on_hangup(path: PathBuf, state: Arc<AppState>) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = signal(SignalKind::hangup())?;
+/// At every SIGHUP from `hangups`, for as long as the process runs: reload the config from
+/// `path`, then the listener's TLS certificate, key and client CA (`tls`), each independently (a
+/// bad config file does not keep new certificates out, nor the reverse). `hangups` is the
+/// caller's, installed before the listeners are bound, so a SIGHUP never takes its default action
+/// (ending the process).
+pub fn on_hangup(
+    mut hangups: Signal,
+    path: PathBuf,
+    state: Arc<AppState>,
+    tls: Option<Arc<ListenerTls>>,
+) {
     tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
+        while hangups.recv().await.is_some() {
             match reload_from(&path, &state) {
                 Ok(()) => tracing::info!(
                     "config reloaded: users, access rules and session secrets; other keys \
@@ -37,7 +47,9 @@ pub fn on_hangup(path: PathBuf, state: Arc<AppState>) -> std::io::Result<()> {
                     "config reload failed; the running config is kept"
                 ),
             }
+            if let Some(tls) = &tls {
+                tls.reload().await;
+            }
         }
     });
-    Ok(())
 }

@@ -2,7 +2,9 @@
 //!
 //! Binding is separate from running so that tests (and `--check-config`) can bind port 0 and read
 //! the address back. Each connection is served in its own task; the TLS handshake happens inside
-//! that task, under a timeout, so a slow handshake never blocks the accept loop.
+//! that task, under a timeout, so a slow handshake never blocks the accept loop. The handshake
+//! uses the TLS config current when it starts ([`ListenerTls`]), which a file watcher (and
+//! SIGHUP, through [`Listeners::tls`]) replaces when the certificate files change.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,12 +21,11 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ServerConfig};
 use crate::response::Body;
 use crate::state::{AppState, ConnInfo};
-use crate::tls::{self, TlsError};
+use crate::tls::{ListenerTls, TlsError};
 use crate::watchdog::{TrackedBody, Watched};
 use crate::{admin, router};
 
@@ -55,11 +56,11 @@ pub enum ServerError {
     Tls(#[from] TlsError),
 }
 
-/// The bound proxy and admin listeners, plus the TLS acceptor when TLS is configured.
+/// The bound proxy and admin listeners, plus the listener's TLS config when TLS is configured.
 pub struct Listeners {
     proxy: TcpListener,
     admin: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<ListenerTls>>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -76,7 +77,7 @@ impl Listeners {
     /// Bind both listeners and load the TLS certificate, as configured.
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
         let tls = match &config.tls {
-            Some(tls) => Some(TlsAcceptor::from(tls::server_config(tls)?)),
+            Some(tls) => Some(Arc::new(ListenerTls::load(tls)?)),
             None => None,
         };
         let bind = |addr: SocketAddr| async move {
@@ -104,6 +105,11 @@ impl Listeners {
             .local_addr()
             .expect("a bound listener has an address")
     }
+
+    /// The listener's TLS config, to reload it (on SIGHUP) while [`run`] serves.
+    pub fn tls(&self) -> Option<Arc<ListenerTls>> {
+        self.tls.clone()
+    }
 }
 
 /// Serve until `shutdown` completes, then drain: readiness fails, after `drain_delay` the
@@ -112,6 +118,16 @@ impl Listeners {
 pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let Listeners { proxy, admin, tls } = listeners;
     let store_watch = admin::spawn_store_watch(Arc::clone(&state));
+    // Aborted when `run` ends or is dropped, so no watcher outlives its listener.
+    let cert_watch = match (
+        &tls,
+        state.config.tls.as_ref().and_then(|t| t.reload_interval),
+    ) {
+        (Some(tls), Some(interval)) => {
+            Some(AbortOnDrop(tokio::spawn(Arc::clone(tls).watch(interval))))
+        }
+        _ => None,
+    };
     let graceful = GracefulShutdown::new();
     let http = http_builder(&state.config.server);
     tracing::info!(
@@ -160,6 +176,8 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
     }
     drop((proxy, admin));
     store_watch.abort();
+    // No new handshakes from here on.
+    drop(cert_watch);
     // Open WebSocket tunnels are in-flight work too: they get the grace period, then are closed.
     let drained = async {
         graceful.shutdown().await;
@@ -175,6 +193,15 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
     state.tunnels.close_all();
     // Closing a tunnel only drops its two sockets; wait for that, briefly, so none outlives `run`.
     let _ = tokio::time::timeout(TUNNEL_CLOSE_WAIT, state.tunnels.all_closed()).await;
+}
+
+/// A background task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn http_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
@@ -224,7 +251,7 @@ fn serve_proxy(
     stream: TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<ListenerTls>>,
     state: &Arc<AppState>,
     http: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
@@ -249,7 +276,8 @@ fn serve_proxy(
                 async move { router::handle(&state, conn, request).await }
             }
         };
-        let Some(acceptor) = tls else {
+        // The config current now serves this whole handshake, whatever reloads meanwhile.
+        let Some(acceptor) = tls.map(|tls| tls.acceptor()) else {
             return serve_io(stream, handler, &http, watcher, &timeouts).await;
         };
         match tokio::time::timeout(timeouts.tls_handshake_timeout, acceptor.accept(stream)).await {

@@ -62,7 +62,7 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-/// The store could not be set up (a bad Redis URL).
+/// The store could not be set up (a Redis URL or CA file the redis crate refused).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the session store")]
 pub struct StoreSetupError(#[source] redis::RedisError);
@@ -76,10 +76,7 @@ pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn SessionStore>, StoreSe
             store.spawn_sweeper();
             Arc::new(store)
         }
-        StoreConfig::Redis(redis) => Arc::new(
-            RedisStore::new(redis.url.expose(), redis.timeout, redis.connect_timeout)
-                .map_err(StoreSetupError)?,
-        ),
+        StoreConfig::Redis(redis) => Arc::new(RedisStore::connect(redis).map_err(StoreSetupError)?),
     })
 }
 

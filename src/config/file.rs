@@ -109,6 +109,15 @@ pub(crate) struct RawTls {
     pub cert_file: String,
     /// PEM private key file.
     pub key_file: String,
+    /// PEM bundle of the CAs whose client certificates are accepted (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// `required` (the default with `client_ca_file`) or `optional`.
+    #[serde(default)]
+    pub client_auth: Option<String>,
+    /// How often the files are checked for new contents (duration; `0s`: only on SIGHUP).
+    #[serde(default)]
+    pub reload_interval: Option<String>,
 }
 
 /// `upstream`.
@@ -132,6 +141,13 @@ pub(crate) struct RawUpstream {
     /// `preserve`, `upstream`, or a literal host.
     #[serde(default = "default_host_header")]
     pub host_header: String,
+    /// PEM bundle of the only CAs an `https://` upstream's certificate may chain to.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The name an `https://` upstream's certificate is checked against, instead of the URL's
+    /// host.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
     /// An open WebSocket tunnel is closed after this long (duration); absent: no limit.
     #[serde(default)]
     pub websocket_max_lifetime: Option<String>,
@@ -143,8 +159,20 @@ pub(crate) struct RawUpstream {
 pub(crate) struct RawSession {
     /// `redis` or `memory`; absent means memory on a loopback listener, else an error.
     pub store: Option<String>,
-    /// `redis://` or `rediss://` URL (required with the redis store).
+    /// A standalone Redis: `redis://` or `rediss://` URL. With the redis store, exactly one of
+    /// `redis_url`, `redis_cluster` and `redis_sentinel` is set.
     pub redis_url: Option<String>,
+    /// A Redis Cluster: the URLs of some of its nodes (the rest are discovered).
+    pub redis_cluster: Option<Vec<String>>,
+    /// A primary watched by Redis Sentinel.
+    pub redis_sentinel: Option<RawSentinel>,
+    /// ACL user for the Redis data nodes (needs `redis_password`).
+    pub redis_username: Option<String>,
+    /// Password for the Redis data nodes (`AUTH`).
+    pub redis_password: Option<String>,
+    /// PEM file of the CA certificates that `rediss://` servers are checked against (default:
+    /// the system's trust store).
+    pub redis_ca_file: Option<String>,
     /// Per-command Redis timeout (duration).
     pub redis_timeout: String,
     /// Redis connect timeout (duration).
@@ -163,6 +191,17 @@ pub(crate) struct RawSession {
     pub max_per_user: Option<String>,
     /// `true` or `false`: whether a login may also get its session as a bearer token.
     pub bearer: String,
+}
+
+/// `session.redis_sentinel`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSentinel {
+    /// The name the sentinels know the primary by (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// The sentinels' URLs (`redis://host:26379`); credentials in them authenticate to the
+    /// sentinels.
+    pub nodes: Vec<String>,
 }
 
 /// `session.cookie`.
@@ -382,6 +421,11 @@ impl Default for RawSession {
         Self {
             store: None,
             redis_url: None,
+            redis_cluster: None,
+            redis_sentinel: None,
+            redis_username: None,
+            redis_password: None,
+            redis_ca_file: None,
             redis_timeout: "500ms".into(),
             redis_connect_timeout: "1s".into(),
             key_prefix: DEFAULT_KEY_PREFIX.into(),

@@ -12,7 +12,9 @@ use crate::access::{Allow, PathPattern};
 
 mod browser;
 mod log;
+mod redis;
 mod regulation;
+mod tls;
 mod validation;
 
 /// The demo user's hash from `config.example.yaml` (password `portcullis-demo`).
@@ -232,7 +234,10 @@ tls_handshake_timeout: 3s
     let StoreConfig::Redis(redis) = &c.session.store else {
         panic!("redis store expected")
     };
-    assert_eq!(redis.url.expose(), "redis://:pw@127.0.0.1:6379/0");
+    let RedisTopology::Standalone(url) = &redis.topology else {
+        panic!("a standalone redis expected")
+    };
+    assert_eq!(url.expose(), "redis://:pw@127.0.0.1:6379/0");
     assert!(
         !format!("{c:?}").contains(":pw@"),
         "the redis URL is redacted"

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use super::file::{RawAccess, RawConfig, RawIdentity, RawIdentityHeaders, RawUpstream};
 use super::{
     AdminConfig, Config, ConfigError, HostHeader, IdentityConfig, IdentityHeaders, PublicUrl,
-    ServerConfig, ShutdownConfig, TlsConfig, UpstreamConfig,
+    ServerConfig, ShutdownConfig, UpstreamConfig,
 };
 use crate::access::{Allow, PathPattern, Rule, RuleSet};
 
@@ -22,8 +22,10 @@ mod browser;
 mod endpoints;
 mod log;
 mod paths;
+mod redis;
 mod regulation;
 mod session;
+mod tls;
 mod users;
 
 /// Turn the raw file into a [`Config`]; relative file names resolve against `base_dir`.
@@ -43,17 +45,16 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .map(|(i, s)| ip_net(&format!("trusted_proxies[{i}]"), s))
         .collect::<Result<_, _>>()?;
     regulation::warn_without_trusted_proxies(listen, &raw.trusted_proxies, &mut warnings);
-    let tls = match &raw.tls {
-        Some(tls) => Some(TlsConfig {
-            cert_file: existing_file("tls.cert_file", base_dir, &tls.cert_file)?,
-            key_file: existing_file("tls.key_file", base_dir, &tls.key_file)?,
-        }),
-        None => None,
-    };
-    let upstream = upstream(&raw.upstream, &mut warnings)?;
+    let tls = raw
+        .tls
+        .as_ref()
+        .map(|tls| tls::listener(tls, base_dir))
+        .transpose()?;
+    let upstream = upstream(&raw.upstream, base_dir, &mut warnings)?;
     let public_https = public_url.as_ref().is_some_and(|u| u.https);
     let session = session::session(
         &raw.session,
+        base_dir,
         listen,
         tls.is_some(),
         public_https,
@@ -336,16 +337,14 @@ fn is_loopback_host(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn upstream(raw: &RawUpstream, warnings: &mut Vec<String>) -> Result<UpstreamConfig, ConfigError> {
+fn upstream(
+    raw: &RawUpstream,
+    base_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<UpstreamConfig, ConfigError> {
     const KEY: &str = "upstream.url";
     let (uri, https) = absolute_url(KEY, &raw.url)?;
-    if https {
-        return Err(invalid(
-            KEY,
-            "upstream TLS is not supported yet: use an http:// upstream reachable only by \
-             Portcullis",
-        ));
-    }
+    let (trust, tls_server_name) = tls::upstream(raw, https, base_dir)?;
     if uri.query().is_some() {
         return Err(invalid(KEY, "must not have a query"));
     }
@@ -360,7 +359,7 @@ fn upstream(raw: &RawUpstream, warnings: &mut Vec<String>) -> Result<UpstreamCon
         }
     };
     let url = Uri::builder()
-        .scheme("http")
+        .scheme(if https { "https" } else { "http" })
         .authority(authority.as_str())
         .path_and_query(prefix)
         .build()
@@ -397,6 +396,8 @@ fn upstream(raw: &RawUpstream, warnings: &mut Vec<String>) -> Result<UpstreamCon
             .as_deref()
             .map(|text| positive_duration("upstream.websocket_max_lifetime", text))
             .transpose()?,
+        trust,
+        tls_server_name,
     })
 }
 

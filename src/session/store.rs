@@ -7,7 +7,8 @@
 //! Each user's index of sessions is a sorted set (`sorted_*`): members scored by a number the
 //! caller chooses (the sessions' absolute deadlines), under a key that always has a TTL.
 //! Every operation names one key, so each works unchanged on a Redis Cluster.
-//! The backends are [`memory`] and [`redis`]; [`metered`] wraps either to time every operation.
+//! The backends are [`memory`] and [`redis`] (one server, a Redis Cluster or a Sentinel-watched
+//! primary); [`metered`] wraps either to time every operation.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -184,7 +184,7 @@ async fn a_foreign_upgrade_is_403_on_every_route_and_never_forwarded() {
             "Sec-Fetch-Site: cross-site\r\n",
         ] {
             let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: gw.example.test\r\n{cookie}{origin}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                "GET {path} HTTP/1.1\r\nHost: gw.example.test\r\n{cookie}{origin}Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
             );
             let (status, text) = raw(gateway.addr, request.as_bytes()).await;
             assert_eq!(status, 403, "{path} {origin}: {text}");
@@ -198,10 +198,10 @@ async fn a_foreign_upgrade_is_403_on_every_route_and_never_forwarded() {
 async fn trace_and_connect_are_405_whatever_the_target() {
     let (upstream, gateway) = support::setup(Store::Memory).await;
     for request in [
-        "TRACE /public/a HTTP/1.1\r\nHost: gw.example.test\r\n\r\n",
-        "TRACE * HTTP/1.1\r\nHost: gw.example.test\r\n\r\n",
-        "CONNECT gw.example.test:443 HTTP/1.1\r\nHost: gw.example.test:443\r\n\r\n",
-        "CONNECT /api/x HTTP/1.1\r\nHost: gw.example.test\r\n\r\n",
+        "TRACE /public/a HTTP/1.1\r\nHost: gw.example.test\r\nConnection: close\r\n\r\n",
+        "TRACE * HTTP/1.1\r\nHost: gw.example.test\r\nConnection: close\r\n\r\n",
+        "CONNECT gw.example.test:443 HTTP/1.1\r\nHost: gw.example.test:443\r\nConnection: close\r\n\r\n",
+        "CONNECT /api/x HTTP/1.1\r\nHost: gw.example.test\r\nConnection: close\r\n\r\n",
     ] {
         let (status, text) = raw(gateway.addr, request.as_bytes()).await;
         assert_eq!(status, 405, "{request}: {text}");

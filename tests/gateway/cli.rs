@@ -399,3 +399,47 @@ async fn a_request_outliving_the_grace_period_does_not_hold_the_exit() {
         "the hanging request's connection was closed"
     );
 }
+
+#[tokio::test]
+async fn sigterm_with_a_drain_delay_fails_readiness_at_once_and_keeps_serving_until_it_ends() {
+    let upstream = Upstream::start().await;
+    let (yaml, proxy, admin) = binary_config(
+        &upstream,
+        "shutdown:\n  drain_delay: 2s\n  grace_period: 10s\n",
+    );
+    let mut gateway = start_binary(&yaml, proxy, admin).await;
+    let mut client = Client::new(proxy);
+    support::login(&mut client, "user", USER_PW).await;
+    assert_eq!(Client::new(admin).get("/readyz").await.status, 200);
+    let mut slow_client = Client::new(proxy);
+    slow_client.jar = client.jar.clone();
+    let slow = tokio::spawn(async move { slow_client.get("/api/slow").await });
+    wait_until_upstream_holds(&upstream, "/api/slow").await;
+    upstream.clear();
+    let signalled = std::time::Instant::now();
+    gateway.signal("-TERM");
+
+    // Readiness fails at once; new requests (a new connection too) are still served meanwhile.
+    let mut ready = 200;
+    for _ in 0..50 {
+        ready = Client::new(admin).get("/readyz").await.status;
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready, 503, "readiness still passes after SIGTERM");
+    let mut fresh = Client::new(proxy);
+    fresh.jar = client.jar.clone();
+    let reply = fresh.get("/api/during-drain").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let reply = slow.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let status = gateway.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(0), "{}", gateway.stderr());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "the drain delay was kept"
+    );
+}

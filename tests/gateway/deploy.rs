@@ -6,6 +6,9 @@ use std::process::Command;
 
 use crate::support::binary;
 
+/// The oldest Kubernetes version the manifests are written for (README "Kubernetes").
+const OLDEST_KUBERNETES: &str = "1.30.0";
+
 fn manifests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes")
 }
@@ -30,23 +33,31 @@ fn kubernetes_manifests_validate_against_the_schemas() {
         .collect();
     files.sort();
     assert!(files.len() >= 4, "{files:?}");
-    let output = Command::new("python3")
-        .args(["-m", "kubernetes_validate", "--strict"])
-        .args(&files)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run kubernetes-validate ({e}): install it with \
+    for version in [OLDEST_KUBERNETES, "1.37.0"] {
+        let output = Command::new("python3")
+            // The oldest Kubernetes the manifests support (preStop `sleep` needs 1.30), and the
+            // newest the pinned package knows.
+            .args(["-m", "kubernetes_validate", "--strict", "-k", version])
+            .args(&files)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run kubernetes-validate ({e}): install it with \
                  `python3 -m pip install kubernetes-validate` (tests/run.sh does)"
-            )
-        });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{text}");
-    assert_eq!(text.matches(" passed ").count(), files.len(), "{text}");
+                )
+            });
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{version}: {text}");
+        assert_eq!(
+            text.matches(" passed ").count(),
+            files.len(),
+            "{version}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -131,4 +142,24 @@ fn the_kubernetes_config_passes_check_config_and_its_timings_fit_the_pod() {
         .map(|p| p["port"].as_u64().unwrap())
         .collect();
     assert_eq!(admitted, [4180]);
+    // ...and only from the ingress controller's namespace, the one trusted_proxies describes.
+    assert!(policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"].is_mapping());
+    let service = manifest("service.yaml");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    let args: Vec<&str> = gateway["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let mounted = gateway["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "config")
+        .unwrap()["mountPath"]
+        .as_str()
+        .unwrap();
+    assert_eq!(args, ["--config", &format!("{mounted}/config.yaml")]);
+    assert!(gateway["resources"]["requests"].is_mapping());
 }

@@ -420,3 +420,25 @@ async fn forward_auth_decisions_count_as_allowed_or_as_their_refusal() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_upstream_counts_as_upstream_error_and_its_attempt_is_timed() {
+    let (upstream, gateway) = support::setup(Store::Memory).await;
+    let mut client = gateway.client();
+    login(&mut client, "user", USER_PW).await;
+    upstream.stop();
+    assert_eq!(client.get("/api/x").await.status, 502);
+    let scrape = Scrape::of(&gateway).await;
+    assert_eq!(
+        scrape.value(
+            "portcullis_requests_total",
+            &[("outcome", "upstream_error"), ("status_class", "5xx")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        scrape.value("portcullis_upstream_duration_seconds_count", &[]),
+        1.0,
+        "a failed exchange is timed too"
+    );
+}

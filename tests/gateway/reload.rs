@@ -140,3 +140,81 @@ async fn sighup_reloads_the_file_and_a_broken_file_keeps_the_running_config() {
     gateway.signal("-TERM");
     assert!(gateway.wait_exit(Duration::from_secs(10)).await.success());
 }
+
+#[tokio::test]
+async fn sighup_reads_file_sources_and_the_users_file_again_and_logs_why_a_reload_fails() {
+    let upstream = Upstream::start().await;
+    let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let options = ConfigOptions {
+        listen: Some(proxy),
+        admin_listen: Some(admin),
+        ..ConfigOptions::default()
+    };
+    let (user_hash, _, _) = support::hashes();
+    let only_user =
+        format!("- username: user\n  password_hash: \"{user_hash}\"\n  roles: [reader]\n");
+    // The fixture's inline users go to users_file; the secret comes from a file.
+    let base = config_yaml_with(upstream.addr, Store::Memory, &options);
+    let users_start = base.find("users:\n").unwrap();
+    let users_end = base.find(RULES_R).unwrap();
+    let yaml = format!(
+        "{}users_file: users.yaml\n{}",
+        &base[..users_start],
+        &base[users_end..]
+    )
+    .replace(
+        &format!("secrets: [\"{SECRET_1}\"]"),
+        "secrets: [\"${file:secret.txt}\"]",
+    );
+    let mut gateway = Binary::run_with_files(
+        &yaml,
+        &[
+            ("users.yaml", &only_user),
+            ("secret.txt", &format!("{SECRET_1}\n")),
+        ],
+    );
+    gateway.wait_listening(admin).await;
+    gateway.wait_listening(proxy).await;
+    let mut user = Client::new(proxy);
+    login(&mut user, "user", USER_PW).await;
+    assert_eq!(login_status(proxy, "admin", ADMIN_PW).await, 401);
+
+    // New secret file (K2 only) and a second user in the users file.
+    let (_, admin_hash, _) = support::hashes();
+    let dir = gateway.config_path().parent().unwrap().to_owned();
+    std::fs::write(dir.join("secret.txt"), format!("{SECRET_2}\n")).unwrap();
+    std::fs::write(
+        dir.join("users.yaml"),
+        format!("{only_user}- username: admin\n  password_hash: \"{admin_hash}\"\n  roles: [reader, admin]\n"),
+    )
+    .unwrap();
+    gateway.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while login_status(proxy, "admin", ADMIN_PW).await != 201 {
+        assert!(Instant::now() < deadline, "{}", gateway.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The old cookie was signed with the secret that is gone.
+    assert_eq!(user.get("/api/x").await.status, 401);
+    let mut again = Client::new(proxy);
+    login(&mut again, "user", USER_PW).await;
+    assert_eq!(again.get("/api/x").await.status, 200);
+
+    // A file source that is now too short: refused, and the log names the key.
+    std::fs::write(dir.join("secret.txt"), "short\n").unwrap();
+    gateway.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gateway.stderr().contains("config reload failed") {
+        assert!(Instant::now() < deadline, "{}", gateway.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = gateway.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("config reload failed"))
+        .unwrap();
+    assert!(line.contains("session.secrets"), "{line}");
+    assert!(!log.contains(SECRET_2) && !log.contains("short"), "{log}");
+    assert_eq!(again.get("/api/x").await.status, 200);
+}

@@ -3,9 +3,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portcullis::config::{RedisConfig, RedisTopology, Secret};
 use portcullis::session::store::{MemoryStore, RedisStore, SessionStore};
 
-use crate::support::RedisServer;
+use crate::support::{RedisCluster, RedisSentinel, RedisServer};
+
+/// A store config for `topology`, with the timeouts the standalone tests use.
+fn redis_config(topology: RedisTopology) -> RedisConfig {
+    RedisConfig {
+        topology,
+        username: None,
+        password: None,
+        ca_pem: None,
+        timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+    }
+}
 
 async fn behaves_like_a_session_store(store: Arc<dyn SessionStore>) {
     // create is NX: never overwrites.
@@ -217,6 +230,7 @@ async fn behaves_like_a_sorted_set_store(store: &dyn SessionStore) {
     assert_eq!(store.sorted_range("set").await.unwrap().len(), 1);
     store.delete("set").await.unwrap();
     assert_eq!(store.sorted_range("set").await.unwrap(), vec![]);
+    store.delete("plain").await.unwrap();
 
     // The TTL ends the set with everything in it.
     store
@@ -286,6 +300,77 @@ async fn redis_store_behaves_like_a_session_store() {
         store.incr("stray", Duration::from_secs(30)).await.unwrap(),
         7
     );
+}
+
+#[tokio::test]
+async fn cluster_store_behaves_like_a_session_store() {
+    let cluster = RedisCluster::start(3, 0);
+    let nodes = cluster.urls().into_iter().map(Secret::new).collect();
+    let config = redis_config(RedisTopology::Cluster(nodes));
+    let store = Arc::new(RedisStore::connect(&config).unwrap());
+    behaves_like_a_session_store(Arc::clone(&store) as Arc<dyn SessionStore>).await;
+    // Keys land on every primary, each command on the node owning its key's slot.
+    let keys: Vec<String> = (0..30).map(|i| format!("portcullis:s:{i:02}")).collect();
+    for key in &keys {
+        assert!(store
+            .create(key, b"v", Duration::from_secs(30))
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .incr(&format!("{key}:n"), Duration::from_secs(30))
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    let owners: std::collections::BTreeSet<usize> =
+        keys.iter().map(|k| cluster.primary_for(k)).collect();
+    assert_eq!(owners.len(), 3, "30 keys spread over the three primaries");
+    for key in cluster.keys() {
+        let ttl = cluster.pttl(&key);
+        assert!(ttl > 0, "{key} has a TTL: {ttl}");
+    }
+    // The counter script survives flushed script caches on every node (NOSCRIPT: loaded again).
+    for i in cluster.primaries() {
+        let _: () = cluster.nodes[i].cmd(&["SCRIPT", "FLUSH"]);
+    }
+    for key in &keys {
+        assert_eq!(
+            store
+                .incr(&format!("{key}:n"), Duration::from_secs(30))
+                .await
+                .unwrap(),
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn sentinel_store_behaves_like_a_session_store() {
+    let sentinel = RedisSentinel::start();
+    let nodes = sentinel
+        .sentinels
+        .iter()
+        .map(|s| Secret::new(format!("redis://{}", s.addr())))
+        .collect();
+    let config = redis_config(RedisTopology::Sentinel {
+        master_name: crate::support::redis_sentinel::MASTER_NAME.into(),
+        nodes,
+    });
+    let store = Arc::new(RedisStore::connect(&config).unwrap());
+    behaves_like_a_session_store(Arc::clone(&store) as Arc<dyn SessionStore>).await;
+    // Everything went to the primary, and reaches the replica.
+    assert!(store
+        .create("on-primary", b"v", Duration::from_secs(30))
+        .await
+        .unwrap());
+    let primary = &sentinel.nodes[sentinel.primary()];
+    let keys = primary.keys();
+    assert_eq!(keys, ["ban", "c1", "on-primary", "short-count"]);
+    primary.wait_replicas_caught_up(Duration::from_secs(5));
+    let replica = &sentinel.nodes[1 - sentinel.primary()];
+    assert_eq!(replica.keys(), keys);
 }
 
 #[tokio::test]

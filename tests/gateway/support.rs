@@ -10,6 +10,8 @@ pub mod binary;
 pub mod client;
 pub mod nginx;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod tls;
 pub mod upstream;
 pub mod ws_upstream;
@@ -20,13 +22,16 @@ use std::sync::OnceLock;
 use portcullis::config::Config;
 use portcullis::server::{self, Listeners};
 use portcullis::state::AppState;
+use portcullis::tls::ListenerTls;
 use tokio::sync::oneshot;
 
 pub use binary::Binary;
 pub use client::{raw, Client};
 pub use nginx::Nginx;
 pub use redis::{commands_between, RedisServer};
-pub use tls::TestCert;
+pub use redis_cluster::RedisCluster;
+pub use redis_sentinel::RedisSentinel;
+pub use tls::{Leaf, TestCa, TestCert};
 pub use upstream::Upstream;
 pub use ws_upstream::WsUpstream;
 
@@ -67,6 +72,10 @@ pub const RULES_R: &str = "access:\n  default: authenticated\n  rules:\n    - pa
 pub enum Store<'a> {
     Memory,
     Redis(&'a RedisServer),
+    Cluster(&'a RedisCluster),
+    Sentinel(&'a RedisSentinel),
+    /// Redis, connected as these `session:` lines say (topology, credentials, TLS).
+    RedisWith(&'a str),
 }
 
 /// A config for fixture R in front of `upstream` with `store`, plus `extra` YAML lines.
@@ -93,6 +102,11 @@ pub struct ConfigOptions<'a> {
     pub session: &'a str,
     /// Extra top-level YAML appended at the end.
     pub extra: &'a str,
+    /// The upstream URL's scheme and host instead of `http://<upstream address>`
+    /// (`"https://localhost"`; the upstream's port is appended).
+    pub upstream_base: Option<&'a str>,
+    /// Extra lines inside `upstream:`, each indented by two spaces (`"  ca_file: ca.pem\n"`).
+    pub upstream: &'a str,
 }
 
 /// A config for fixture R in front of `upstream` with `store`, changed as `options` says.
@@ -108,15 +122,26 @@ pub fn config_yaml_with(
         .admin_listen
         .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
     let (session, extra) = (options.session, options.extra);
-    let store = match store {
-        Store::Memory => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
-        Store::Redis(redis) => format!(
-            "  store: redis\n  redis_url: \"{}\"\n  redis_timeout: 300ms\n  redis_connect_timeout: 300ms\n  secrets: [\"{SECRET_1}\"]\n",
-            redis.url()
+    let upstream_url = match options.upstream_base {
+        Some(base) => format!("{base}:{}", upstream.port()),
+        None => format!("http://{upstream}"),
+    };
+    let upstream_lines = options.upstream;
+    let redis = match store {
+        Store::Memory => None,
+        Store::Redis(redis) => Some(format!("  redis_url: \"{}\"\n", redis.url())),
+        Store::Cluster(cluster) => Some(cluster.session_yaml()),
+        Store::Sentinel(sentinel) => Some(sentinel.session_yaml()),
+        Store::RedisWith(lines) => Some(lines.to_owned()),
+    };
+    let store = match redis {
+        None => format!("  store: memory\n  secrets: [\"{SECRET_1}\"]\n"),
+        Some(redis) => format!(
+            "  store: redis\n{redis}  redis_timeout: 300ms\n  redis_connect_timeout: 300ms\n  secrets: [\"{SECRET_1}\"]\n"
         ),
     };
     format!(
-        "listen: \"{listen}\"\nadmin_listen: \"{admin_listen}\"\nupstream:\n  url: \"http://{upstream}\"\n  timeout: 2s\n  idle_timeout: 2s\nsession:\n{store}{session}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
+        "listen: \"{listen}\"\nadmin_listen: \"{admin_listen}\"\nupstream:\n  url: \"{upstream_url}\"\n  timeout: 2s\n  idle_timeout: 2s\n{upstream_lines}session:\n{store}{session}  cookie:\n    name: gw_sid\n{}{RULES_R}{extra}",
         users_yaml()
     )
 }
@@ -126,6 +151,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub state: std::sync::Arc<AppState>,
+    /// The listener's TLS config, when it has one (to watch reloads).
+    pub tls: Option<std::sync::Arc<ListenerTls>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -137,6 +164,7 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
         let listeners = Listeners::bind(&config).await.expect("bind gateway");
         let (addr, admin) = (listeners.proxy_addr(), listeners.admin_addr());
+        let tls = listeners.tls();
         let state = AppState::new(config).expect("gateway state");
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server::run(
@@ -150,6 +178,7 @@ impl Gateway {
             addr,
             admin,
             state,
+            tls,
             stop: Some(stop),
             task: Some(task),
         }

@@ -1,6 +1,7 @@
 //! TLS termination: HTTP/1.1 and HTTP/2 by ALPN over a rustls listener, `Secure` cookies with
-//! `secure: auto`, `X-Forwarded-Proto: https`, cookies split over several HTTP/2 fields, and the
-//! handshake timeout for clients that never start one.
+//! `secure: auto`, `X-Forwarded-Proto: https`, cookies split over several HTTP/2 fields, the
+//! handshake timeout for clients that never start one, and client certificates (mTLS) required
+//! or optional. Reloads are in `tls_reload.rs`, an `https://` upstream in `upstream_tls.rs`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,8 +13,8 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 
 use crate::support::client::Reply;
-use crate::support::tls::{self, H2, HTTP11};
-use crate::support::{self, Gateway, Store, TestCert, Upstream, USER_PW};
+use crate::support::tls::{self, Usage, H2, HTTP11};
+use crate::support::{self, Gateway, Leaf, Store, TestCa, TestCert, Upstream, USER_PW};
 
 /// An upstream and a TLS gateway (fixture R, memory store) with `extra` YAML.
 async fn setup_tls(cert: &TestCert, extra: &str) -> (Upstream, Gateway) {
@@ -171,4 +172,142 @@ async fn a_client_that_never_starts_the_handshake_is_closed_after_the_timeout() 
         .unwrap();
     let reply = Reply::read(http.send_request(request).await.unwrap()).await;
     assert_eq!(reply.status, 200);
+}
+
+/// A TLS gateway whose listener verifies client certificates against `clients` with
+/// `client_auth` (`None`: the key left out, so its default applies).
+async fn setup_mtls(
+    cert: &TestCert,
+    clients: &TestCa,
+    client_auth: Option<&str>,
+) -> (Upstream, Gateway) {
+    let ca_file = clients.write(&cert.dir, "clients.pem");
+    let mut lines = format!("  client_ca_file: \"{}\"\n", ca_file.display());
+    if let Some(mode) = client_auth {
+        lines.push_str(&format!("  client_auth: {mode}\n"));
+    }
+    support::setup_with(Store::Memory, &cert.yaml_with(&lines)).await
+}
+
+/// `GET path` on an HTTP/1.1 connection, with `cookie` if given.
+async fn get(
+    http: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+    cookie: Option<&str>,
+) -> Reply {
+    let mut request = Request::get(path).header("host", "localhost");
+    if let Some(sid) = cookie {
+        request = request.header("cookie", format!("gw_sid={sid}"));
+    }
+    let request = request.body(Full::new(Bytes::new())).unwrap();
+    Reply::read(http.send_request(request).await.unwrap()).await
+}
+
+#[tokio::test]
+async fn required_client_auth_refuses_a_client_without_a_certificate() {
+    let (cert, clients) = (TestCert::generate(), TestCa::generate("clients"));
+    let (upstream, gateway) = setup_mtls(&cert, &clients, None).await;
+    let refused = tls::assert_refused(cert.try_connect(gateway.addr, &[HTTP11], None).await).await;
+    assert!(
+        refused.to_ascii_lowercase().contains("certificate"),
+        "refused for the missing certificate: {refused}"
+    );
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn required_client_auth_refuses_a_certificate_from_another_ca() {
+    let (cert, clients) = (TestCert::generate(), TestCa::generate("clients"));
+    let (upstream, gateway) = setup_mtls(&cert, &clients, Some("required")).await;
+    let stranger = TestCa::generate("strangers").issue("mallory", &[], Usage::Client);
+    let refused = tls::assert_refused(
+        cert.try_connect(gateway.addr, &[HTTP11], Some(&stranger))
+            .await,
+    )
+    .await;
+    assert!(
+        refused.to_ascii_lowercase().contains("ca")
+            || refused.to_ascii_lowercase().contains("certificate"),
+        "{refused}"
+    );
+    // A self-signed certificate is no better.
+    let self_signed = Leaf::self_signed();
+    tls::assert_refused(
+        cert.try_connect(gateway.addr, &[HTTP11], Some(&self_signed))
+            .await,
+    )
+    .await;
+    assert!(upstream.is_untouched());
+}
+
+#[tokio::test]
+async fn a_valid_client_certificate_connects_but_requests_still_need_a_session() {
+    let (cert, clients) = (TestCert::generate(), TestCa::generate("clients"));
+    let (upstream, gateway) = setup_mtls(&cert, &clients, None).await;
+    let sidecar = clients.issue("sidecar", &[], Usage::Client);
+    for alpn in [HTTP11, H2] {
+        let stream = cert
+            .try_connect(gateway.addr, &[alpn], Some(&sidecar))
+            .await
+            .expect("a certificate from the client CA is accepted");
+        assert_eq!(tls::alpn(&stream).as_deref(), Some(alpn));
+    }
+    let stream = cert
+        .try_connect(gateway.addr, &[HTTP11], Some(&sidecar))
+        .await
+        .unwrap();
+    let mut http = tls::http1(stream).await;
+
+    // The certificate only lets the client connect; it is not an identity.
+    let reply = get(&mut http, "/api/x", None).await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(upstream.is_untouched());
+    let reply = get(&mut http, "/public/a", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(upstream.only().header("x-auth-user"), None);
+    upstream.clear();
+
+    let login = Request::post("/session")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(login_body())
+        .unwrap();
+    let reply = Reply::read(http.send_request(login).await.unwrap()).await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let sid = session_cookie(&reply);
+    let reply = get(&mut http, "/api/x", Some(&sid)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(upstream.only().header("x-auth-user"), Some("user"));
+}
+
+#[tokio::test]
+async fn optional_client_auth_admits_clients_without_a_certificate_but_not_bad_ones() {
+    let (cert, clients) = (TestCert::generate(), TestCa::generate("clients"));
+    let (upstream, gateway) = setup_mtls(&cert, &clients, Some("optional")).await;
+
+    let stream = cert
+        .try_connect(gateway.addr, &[HTTP11], None)
+        .await
+        .unwrap();
+    let mut http = tls::http1(stream).await;
+    let reply = get(&mut http, "/public/a", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let sidecar = clients.issue("sidecar", &[], Usage::Client);
+    let stream = cert
+        .try_connect(gateway.addr, &[HTTP11], Some(&sidecar))
+        .await
+        .unwrap();
+    let mut http = tls::http1(stream).await;
+    let reply = get(&mut http, "/public/b", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(upstream.requests().len(), 2);
+
+    // A certificate that is presented must still be valid.
+    let stranger = TestCa::generate("strangers").issue("mallory", &[], Usage::Client);
+    tls::assert_refused(
+        cert.try_connect(gateway.addr, &[HTTP11], Some(&stranger))
+            .await,
+    )
+    .await;
 }

@@ -1,19 +1,23 @@
-//! Validation of `session`: the store backend, signing secrets, lifetimes and the cookie.
+//! Validation of `session`: the store backend (its Redis keys in [`super::redis`]), signing
+//! secrets, lifetimes and the cookie.
 //!
 //! The cookie checks enforce what browsers enforce for `__Host-` / `__Secure-` names, so a
 //! misconfigured cookie fails at start-up instead of being silently dropped by every browser.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use super::{boolean, count, invalid, is_tchar, positive_duration};
 use crate::config::file::{RawCookie, RawSession};
 use crate::config::{
-    ConfigError, CookieConfig, RedisConfig, Secret, SessionConfig, StoreConfig, MIN_SECRET_LEN,
+    ConfigError, CookieConfig, Secret, SessionConfig, StoreConfig, MIN_SECRET_LEN,
 };
 
-/// Validate `session`; `tls` and `public_https` decide what `cookie.secure: auto` means.
+/// Validate `session`; `tls` and `public_https` decide what `cookie.secure: auto` means, and
+/// `base_dir` resolves `redis_ca_file`.
 pub(super) fn session(
     raw: &RawSession,
+    base_dir: &Path,
     listen: SocketAddr,
     tls: bool,
     public_https: bool,
@@ -46,42 +50,18 @@ pub(super) fn session(
                 .into(),
         );
     }
-    let store = match (&raw.redis_url, redis) {
-        (Some(url), true) => {
-            if url.starts_with("rediss://") {
-                return Err(invalid(
-                    "session.redis_url",
-                    "rediss:// (TLS to Redis) is not supported yet; use redis://",
-                ));
-            }
-            if !url.starts_with("redis://") {
-                return Err(invalid("session.redis_url", "must start with redis://"));
-            }
-            // Parsed here so that --check-config catches what would stop start-up; the
-            // message never repeats the URL, which may carry a password.
-            if redis::Client::open(url.as_str()).is_err() {
-                return Err(invalid(
-                    "session.redis_url",
-                    "is not a valid Redis URL (redis://[user:password@]host[:port][/db])",
-                ));
-            }
-            StoreConfig::Redis(RedisConfig {
-                url: Secret::new(url.clone()),
-                timeout: redis_timeout,
-                connect_timeout: redis_connect_timeout,
-            })
+    let store = if redis {
+        StoreConfig::Redis(super::redis::redis(
+            raw,
+            base_dir,
+            redis_timeout,
+            redis_connect_timeout,
+        )?)
+    } else {
+        for key in super::redis::keys_set(raw) {
+            warnings.push(format!("{key}: ignored, session.store is memory"));
         }
-        (None, true) => {
-            return Err(invalid(
-                "session.redis_url",
-                "required when session.store is redis",
-            ))
-        }
-        (Some(_), false) => {
-            warnings.push("session.redis_url: ignored, session.store is memory".into());
-            StoreConfig::Memory
-        }
-        (None, false) => StoreConfig::Memory,
+        StoreConfig::Memory
     };
     let mut secrets = Vec::with_capacity(raw.secrets.len());
     for (i, secret) in raw.secrets.iter().enumerate() {

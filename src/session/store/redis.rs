@@ -1,22 +1,30 @@
-//! Redis session store: shared by every replica, reconnecting on its own.
+//! Redis session store: shared by every replica, on one server, a Redis Cluster or a
+//! Sentinel-watched primary ([`topology`]), reconnecting on its own.
 //!
 //! Every command runs under the configured timeout; past it, or on any connection error, the
-//! store reports itself unavailable and the request fails closed. Only single-key commands are
-//! used (the counter script touches only its one declared key), so the same code works against a
-//! Redis Cluster later.
+//! store reports itself unavailable and the request fails closed. Every command and script
+//! touches exactly one key, named in its `KEYS` (never built inside a script), so each lands
+//! whole on the one Cluster node owning that key's slot: nothing here needs hash tags, `KEYS`,
+//! `MULTI` or any other cross-slot operation.
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script, Value};
 
 use super::{SessionStore, StoreError, StoreFuture};
+use crate::config::RedisConfig;
+
+mod sentinel;
+mod topology;
+
+use topology::{Connection, Request};
 
 /// A Redis-backed [`SessionStore`].
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
+    topology: &'static str,
     timeout: Duration,
     incr: Script,
     decr: Script,
@@ -59,39 +67,51 @@ return 0
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
+            .field("topology", &self.topology)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// Connect lazily to `url`: start-up never waits for Redis, and a Redis that is down at start
-    /// is just a store that is down (503 where a session is needed) until it comes up.
+    /// Connect lazily to the deployment `config` describes: start-up never waits for Redis,
+    /// and a Redis that is down at start is just a store that is down (503 where a session is
+    /// needed) until it comes up. Must run inside a Tokio runtime.
+    pub fn connect(config: &RedisConfig) -> Result<Self, RedisError> {
+        Ok(Self::with(
+            Connection::open(config)?,
+            config.topology.kind(),
+            config.timeout,
+        ))
+    }
+
+    /// Connect lazily to the one server at `url` (`redis://`, credentials in the URL).
     pub fn new(
         url: &str,
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
+        let conn = topology::standalone(Client::open(url)?, timeout, connect_timeout)?;
+        Ok(Self::with(
+            Connection::Standalone(conn),
+            "standalone",
+            timeout,
+        ))
+    }
+
+    fn with(conn: Connection, topology: &'static str, timeout: Duration) -> Self {
+        Self {
             conn,
+            topology,
             timeout,
             incr: Script::new(INCR_SCRIPT),
             decr: Script::new(DECR_SCRIPT),
             sorted_add: Script::new(SORTED_ADD_SCRIPT),
-        })
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        let query = async move { cmd.query_async::<T>(&mut conn).await };
-        bounded(self.timeout, query).await
+        bounded(self.timeout, self.conn.send(Request::Cmd(&cmd))).await
     }
 }
 
@@ -156,19 +176,16 @@ impl SessionStore for RedisStore {
 
     fn incr<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
             let mut invocation = self.incr.key(key);
             invocation.arg(millis(window));
-            let query = async move { invocation.invoke_async::<u64>(&mut conn).await };
-            bounded(self.timeout, query).await
+            bounded(self.timeout, self.conn.send(Request::Script(&invocation))).await
         })
     }
 
     fn decr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
             let invocation = self.decr.key(key);
-            let query = async move { invocation.invoke_async::<i64>(&mut conn).await };
+            let query = self.conn.send::<i64>(Request::Script(&invocation));
             bounded(self.timeout, query).await.map(drop)
         })
     }
@@ -185,6 +202,8 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// `PING`: on a Cluster, to every primary the client holds a connection to (the crate's
+    /// fan-out skips one it cannot connect to at all), on Sentinel to the primary.
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let _: String = self.run(redis::cmd("PING")).await?;
@@ -200,10 +219,9 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
             let mut invocation = self.sorted_add.key(key);
             invocation.arg(score).arg(member).arg(millis(ttl));
-            let query = async move { invocation.invoke_async::<i64>(&mut conn).await };
+            let query = self.conn.send::<i64>(Request::Script(&invocation));
             bounded(self.timeout, query).await.map(drop)
         })
     }

@@ -78,7 +78,20 @@ impl Binary {
     /// `RUST_LOG` is not inherited from the test's environment (it would override `log.level`):
     /// pass it in `env` to set it.
     pub fn run(yaml: &str, env: &[(&str, &str)]) -> Binary {
+        Self::start(yaml, env, &[])
+    }
+
+    /// [`Binary::run`] with `files` (name, contents) written next to the config first, for
+    /// `users_file` and `${file:...}` references relative to it.
+    pub fn run_with_files(yaml: &str, files: &[(&str, &str)]) -> Binary {
+        Self::start(yaml, &[], files)
+    }
+
+    fn start(yaml: &str, env: &[(&str, &str)], files: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).expect("write a file for the config");
+        }
         let config = write_config(dir.path(), yaml);
         let stderr = dir.path().join("stderr.log");
         let mut command = Command::new(PORTCULLIS);

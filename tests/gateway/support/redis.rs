@@ -9,9 +9,15 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Arguments after `--port P --bind 127.0.0.1`; `{dir}` stands for the server's own
+    /// temporary directory and `{port}` for its port.
+    args: Vec<String>,
 }
 
-fn free_port() -> u16 {
+/// How long a server may take to answer `PING` after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -22,13 +28,36 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Start `redis-server`; a missing binary fails the test with how to install it.
     pub fn start() -> RedisServer {
+        Self::start_with(&["--save", "", "--appendonly", "no", "--dir", "{dir}"])
+    }
+
+    /// Start `redis-server --port P --bind 127.0.0.1` followed by `args`, in which `{dir}` is
+    /// replaced by a temporary directory of the server's own, `{port}` by its port and an
+    /// argument `{bus}` by another free port (a cluster node's bus). A
+    /// first argument ending in `.conf` is a config file and goes first, as redis-server wants
+    /// (`{dir}/sentinel.conf`, `--sentinel`); the file is written by `prepare`.
+    pub fn start_with(args: &[&str]) -> RedisServer {
+        Self::start_prepared(args, |_, _| {})
+    }
+
+    /// [`RedisServer::start_with`], calling `prepare(dir, port)` before each spawn attempt.
+    pub fn start_prepared(args: &[&str], prepare: impl Fn(&std::path::Path, u16)) -> RedisServer {
         let mut server = RedisServer {
             port: 0,
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            // Chosen once, so that a restarted cluster node keeps the bus port its peers know.
+            args: args
+                .iter()
+                .map(|a| match *a {
+                    "{bus}" => free_port().to_string(),
+                    other => other.to_owned(),
+                })
+                .collect(),
         };
         for _ in 0..5 {
             server.port = free_port();
+            prepare(server.dir.path(), server.port);
             if server.spawn() {
                 return server;
             }
@@ -36,11 +65,27 @@ impl RedisServer {
         panic!("redis-server did not start on any port");
     }
 
+    /// The server's own temporary directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     fn spawn(&mut self) -> bool {
+        let port = self.port.to_string();
+        let dir = self.dir.path().display().to_string();
+        let mut args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.replace("{dir}", &dir).replace("{port}", &port))
+            .collect();
+        let config_file = match args.first() {
+            Some(first) if first.ends_with(".conf") => Some(args.remove(0)),
+            _ => None,
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
+            .args(config_file)
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -51,7 +96,7 @@ impl RedisServer {
                 )
             });
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 let _ = status;
@@ -71,7 +116,17 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn conn(&self) -> redis::RedisResult<redis::Connection> {
+    /// `127.0.0.1:PORT`, as `redis-cli --cluster` and Sentinel name nodes.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether the process is running (not killed by [`RedisServer::crash`]).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub(crate) fn conn(&self) -> redis::RedisResult<redis::Connection> {
         let client = redis::Client::open(self.url())?;
         client.get_connection_with_timeout(Duration::from_millis(500))
     }
@@ -90,6 +145,60 @@ impl RedisServer {
             cmd.arg(*a);
         }
         cmd.query(&mut conn).expect("redis command")
+    }
+
+    /// Run one command; an error reply or a connection failure is returned, not a panic.
+    pub fn try_cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let mut conn = self.conn()?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut conn)
+    }
+
+    /// `INFO replication` as `field -> value`.
+    pub fn replication(&self) -> BTreeMap<String, String> {
+        let info: String = self.cmd(&["INFO", "replication"]);
+        info.lines()
+            .filter_map(|line| line.trim().split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// Wait until every replica of this primary has acknowledged everything written to it so
+    /// far (its offset in `INFO replication`), so that a failover loses none of it.
+    pub fn wait_replicas_caught_up(&self, within: Duration) {
+        let info = self.replication();
+        let target: u64 = info["master_repl_offset"].parse().unwrap();
+        let replicas: usize = info["connected_slaves"].parse().unwrap();
+        assert!(
+            replicas > 0,
+            "no replica is connected to 127.0.0.1:{}",
+            self.port
+        );
+        let deadline = Instant::now() + within;
+        loop {
+            let info = self.replication();
+            let acked = (0..replicas)
+                .filter_map(|i| info.get(&format!("slave{i}")))
+                .filter_map(|line| {
+                    line.split(',')
+                        .find_map(|field| field.strip_prefix("offset="))
+                        .and_then(|n| n.parse::<u64>().ok())
+                })
+                .filter(|&offset| offset >= target)
+                .count();
+            if acked == replicas {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas of 127.0.0.1:{} did not catch up within {within:?}: {info:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Every key in the database.
@@ -191,6 +300,11 @@ impl RedisServer {
         if self.child.is_some() {
             let _: String = self.cmd(&["SAVE"]);
         }
+        self.kill();
+    }
+
+    /// Kill the process (SIGKILL) without saving anything, as a machine failure would.
+    pub fn crash(&mut self) {
         self.kill();
     }
 

@@ -1,4 +1,5 @@
-//! An echo upstream that records exactly what it received and answers with it as JSON.
+//! An echo upstream that records exactly what it received and answers with it as JSON, over
+//! plain HTTP/1.1 or over TLS ([`Upstream::start_tls`], recording the SNI the client sent).
 //!
 //! Paths with special behaviour: `/api/slow` (holds the answer 1.5 s), `/hang` (never answers),
 //! `/set-cookie` (answers with `Set-Cookie` for `gw_sid`, spelled several ways, and `theirs`), `/hop` (answers with
@@ -16,6 +17,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct Recorded {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
+    /// The TLS server name the client sent (TLS upstreams only).
+    pub sni: Option<String>,
 }
 
 impl Recorded {
@@ -67,8 +71,18 @@ impl Upstream {
         Self::serve(listener)
     }
 
+    /// An upstream on 127.0.0.1 that speaks TLS with `config` (HTTP/1.1 inside).
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_with(listener, Some(TlsAcceptor::from(config)))
+    }
+
     /// Serve on an already bound listener (to restart on the same port).
     pub fn serve(listener: TcpListener) -> Upstream {
+        Self::serve_with(listener, None)
+    }
+
+    fn serve_with(listener: TcpListener, tls: Option<TlsAcceptor>) -> Upstream {
         let addr = listener.local_addr().unwrap();
         let records = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&records);
@@ -78,14 +92,37 @@ impl Upstream {
                     continue;
                 };
                 let records = Arc::clone(&shared);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let records = Arc::clone(&records);
-                        async move { Ok::<_, Infallible>(echo(req, records).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let service = |sni: Option<String>| {
+                        service_fn(move |req| {
+                            let records = Arc::clone(&records);
+                            let sni = sni.clone();
+                            async move { Ok::<_, Infallible>(echo(req, records, sni).await) }
+                        })
+                    };
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http
+                                .serve_connection(TokioIo::new(stream), service(None))
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(Ok(stream)) = tokio::time::timeout(
+                                Duration::from_secs(5),
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            else {
+                                return;
+                            };
+                            let sni = stream.get_ref().1.server_name().map(str::to_owned);
+                            let _ = http
+                                .serve_connection(TokioIo::new(stream), service(sni))
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -134,7 +171,11 @@ impl Drop for Upstream {
     }
 }
 
-async fn echo(req: Request<Incoming>, records: Arc<Mutex<Vec<Recorded>>>) -> Response<Full<Bytes>> {
+async fn echo(
+    req: Request<Incoming>,
+    records: Arc<Mutex<Vec<Recorded>>>,
+    sni: Option<String>,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -155,6 +196,7 @@ async fn echo(req: Request<Incoming>, records: Arc<Mutex<Vec<Recorded>>>) -> Res
             })
             .collect(),
         body_len: body.len(),
+        sni,
     };
     records.lock().unwrap().push(record.clone());
     let path = parts.uri.path();

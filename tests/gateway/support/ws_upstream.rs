@@ -129,6 +129,7 @@ fn handshake(
             })
             .collect(),
         body_len: 0,
+        sni: None,
     });
     if request.uri().path() == "/api/refuse" {
         let body = "no websocket here";

@@ -1,0 +1,113 @@
+//! Many replicas (issue 5, item 2): gateways sharing one store behave as one, on every Redis
+//! topology. Nothing that decides authentication is kept in a gateway process (no session
+//! cache), so a logout on one replica is refused by the others at once, not within some delay.
+
+use std::net::SocketAddr;
+
+use crate::support::{
+    self, login, Client, Gateway, RedisCluster, RedisSentinel, RedisServer, Store, Upstream,
+    USER_PW,
+};
+
+/// Three failed logins for one user from one address ban it (for 30 s).
+const REGULATION: &str = "regulation:\n  per_user_and_address:\n    max_retries: 3\n    find_time: 1m\n    ban_time: 30s\n";
+
+async fn login_attempt(addr: SocketAddr, user: &str, password: &str) -> u16 {
+    Client::new(addr)
+        .post_json(
+            "/session",
+            &serde_json::json!({ "username": user, "password": password }),
+        )
+        .await
+        .status
+}
+
+/// Sessions made on A are used on B, logged out on B and then refused on A; failures counted on
+/// either ban on both.
+async fn two_gateways_behave_as_one(store: Store<'_>) {
+    let upstream = Upstream::start().await;
+    let yaml = support::config_yaml(upstream.addr, store, REGULATION);
+    let a = Gateway::start(&yaml).await;
+    let b = Gateway::start(&yaml).await;
+
+    // Several sessions, so that on a Cluster their keys land on different nodes.
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        let mut on_a = a.client();
+        let sid = login(&mut on_a, "user", USER_PW).await;
+        sessions.push((on_a, sid));
+    }
+    for (_, sid) in &sessions {
+        let mut on_b = b.client();
+        on_b.set_cookie("gw_sid", sid);
+        upstream.clear();
+        assert_eq!(on_b.get("/api/x").await.status, 200, "login on A, use on B");
+        assert_eq!(upstream.only().header("x-auth-user"), Some("user"));
+        let reply = on_b.get("/session").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json()["user"], "user");
+    }
+
+    // Logout on B: A refuses the same cookie on its very next request.
+    let (mut on_a, sid) = sessions.pop().unwrap();
+    let mut on_b = b.client();
+    on_b.set_cookie("gw_sid", &sid);
+    assert_eq!(on_b.delete("/session").await.status, 204);
+    upstream.clear();
+    assert_eq!(
+        on_a.get("/api/x").await.status,
+        401,
+        "logged out on B, refused on A"
+    );
+    assert!(upstream.is_untouched());
+    for (on_a, _) in &mut sessions {
+        assert_eq!(
+            on_a.get("/api/x").await.status,
+            200,
+            "the other sessions live on"
+        );
+    }
+
+    // Failed logins counted on either replica ban on both.
+    assert_eq!(login_attempt(a.addr, "admin", "wrong-1").await, 401);
+    assert_eq!(login_attempt(b.addr, "admin", "wrong-2").await, 401);
+    assert_eq!(login_attempt(a.addr, "admin", "wrong-3").await, 401);
+    assert_eq!(login_attempt(b.addr, "admin", support::ADMIN_PW).await, 429);
+    assert_eq!(login_attempt(a.addr, "admin", support::ADMIN_PW).await, 429);
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_redis_behave_as_one() {
+    let redis = RedisServer::start();
+    two_gateways_behave_as_one(Store::Redis(&redis)).await;
+}
+
+#[tokio::test]
+async fn two_gateways_on_a_redis_cluster_behave_as_one() {
+    let cluster = RedisCluster::start(3, 0);
+    two_gateways_behave_as_one(Store::Cluster(&cluster)).await;
+    // Every key the gateways wrote is a hash (never a session id) with a TTL, on whichever
+    // primary owns its slot.
+    let keys = cluster.keys();
+    assert!(
+        keys.iter()
+            .filter(|k| k.starts_with("portcullis:s:"))
+            .count()
+            >= 5
+    );
+    assert!(keys.iter().any(|k| k.starts_with("portcullis:r:")));
+    for key in &keys {
+        assert!(key.starts_with("portcullis:"), "{key}");
+        assert!(cluster.pttl(key) > 0, "{key} has a TTL");
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_on_redis_sentinel_behave_as_one() {
+    let sentinel = RedisSentinel::start();
+    two_gateways_behave_as_one(Store::Sentinel(&sentinel)).await;
+    let primary = &sentinel.nodes[sentinel.primary()];
+    for key in primary.keys() {
+        assert!(primary.pttl(&key) > 0, "{key} has a TTL");
+    }
+}
