@@ -217,6 +217,7 @@ async fn behaves_like_a_sorted_set_store(store: &dyn SessionStore) {
     assert_eq!(store.sorted_range("set").await.unwrap().len(), 1);
     store.delete("set").await.unwrap();
     assert_eq!(store.sorted_range("set").await.unwrap(), vec![]);
+    store.delete("plain").await.unwrap();
 
     // The TTL ends the set with everything in it.
     store
