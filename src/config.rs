@@ -255,6 +255,13 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Cookie attributes.
     pub cookie: CookieConfig,
+    /// Most sessions one user may hold at once; a login beyond it ends the oldest. `None`: no
+    /// limit.
+    pub max_per_user: Option<usize>,
+    /// Whether `POST /session` with `"token": true` also returns the session as a token, and
+    /// `Authorization: Bearer <token>` is read as the session. When false, `Authorization` is
+    /// never read.
+    pub bearer: bool,
 }
 
 /// `session.store` with its backend's settings.

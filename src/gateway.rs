@@ -7,6 +7,11 @@
 //! describes, so both shapes answer every request alike. The phases note what the access log
 //! needs (the session's user) in the [`RequestContext`].
 //!
+//! With `session.bearer`, the session may also come as `Authorization: Bearer <token>`: such a
+//! header-borne session skips the origin check (no browser attaches it by itself), a request
+//! carrying both a session cookie and a token is 400, and a token of ours is removed before
+//! forwarding while any other `Authorization` passes unchanged.
+//!
 //! A WebSocket handshake ([`websocket::is_handshake`]) takes the same phases and keeps its
 //! `Connection: upgrade` + `Upgrade: websocket` pair; when the upstream switches protocols, the
 //! `101` is relayed and [`crate::tunnel`] copies bytes both ways. Any other upgrade is a plain
@@ -25,9 +30,9 @@ use crate::error::RequestError;
 use crate::headers::{self, ForwardedContext};
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::response::Body;
-use crate::session::{ActiveSession, CookieLookup};
+use crate::session::{ActiveSession, Credential};
 use crate::state::{AppState, ConnInfo};
-use crate::{cors, csrf, websocket};
+use crate::{bearer, cors, csrf, websocket};
 
 /// The identity an allowed request carries, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,9 +143,15 @@ pub async fn authorize(
         }
     }
     let decision = decide(state, access, request.path, method);
-    if decision != Decision::Anonymous
-        && !is_safe(method)
-        && state.sessions.find_cookie(headers) != CookieLookup::Absent
+    if decision == Decision::Anonymous {
+        return Ok(None);
+    }
+    let credential = state
+        .sessions
+        .find_credential(headers)
+        .map_err(|_| RequestError::BadRequest("both a session cookie and a bearer token"))?;
+    if !is_safe(method)
+        && credential.is_cookie()
         && !csrf::passes(
             headers,
             request.own_origin.as_deref(),
@@ -166,14 +177,16 @@ pub async fn authorize(
             None => Err(RequestError::Unauthenticated),
         },
         // Never allowed; the session is read only to tell 403 from 401.
-        Decision::Deny => match state.sessions.find_cookie(headers) {
-            CookieLookup::Present(_) => match load_session(state, headers).await? {
-                Some(session) => {
-                    ctx.user = Some(session.record.user);
-                    Err(RequestError::Forbidden)
+        Decision::Deny => match credential {
+            Credential::Cookie(_) | Credential::Bearer(_) => {
+                match load_session(state, headers).await? {
+                    Some(session) => {
+                        ctx.user = Some(session.record.user);
+                        Err(RequestError::Forbidden)
+                    }
+                    None => Err(RequestError::Unauthenticated),
                 }
-                None => Err(RequestError::Unauthenticated),
-            },
+            }
             _ => Err(RequestError::Unauthenticated),
         },
     }
@@ -273,6 +286,9 @@ fn prepare(
     let ids = &config.identity_headers;
     headers::strip_identity_headers(h, &ids.names(), &ids.strip);
     headers::remove_session_cookie(h, state.sessions.cookie_name());
+    if state.sessions.bearer_enabled() {
+        bearer::remove_consumed_bearer(h, |token| state.sessions.is_own_token(token));
+    }
     let peer_trusted = crate::client_addr::is_trusted(conn.peer.ip(), &config.trusted_proxies);
     let proto = if conn.tls { "https" } else { "http" };
     headers::set_forwarded(

@@ -15,14 +15,18 @@
 //! - [`access`]: path canonicalization, the readings of a path and access rules; pure.
 //! - [`gateway`]: the phases of a proxied request: authorize (the one access decision), prepare,
 //!   forward.
-//! - [`headers`]: header hygiene as pure functions.
+//! - [`headers`]: header hygiene as pure functions; [`bearer`], bearer tokens in
+//!   `Authorization`.
 //! - [`forward`]: the upstream client and its timeouts.
 //! - [`websocket`]: which requests and `101` answers are a WebSocket handshake; pure.
 //! - [`tunnel`]: WebSocket tunnels after a `101`, their lifetime and their end at shutdown.
 //! - [`framing`]: transfer codings and header-section limits hyper leaves to us.
-//! - [`session`]: ids, signed cookies, records; [`session::store`] with memory and Redis backends
-//!   (one server, Cluster or Sentinel) and a wrapper that measures either.
-//! - [`session_api`]: log in, tell the session, log out.
+//! - [`session`]: ids, signed cookies, records; [`session::index`], each user's index of
+//!   sessions; [`session::store`] with memory and Redis backends (one server, Cluster or
+//!   Sentinel) and a wrapper that measures either.
+//! - [`session_api`]: log in, tell the session, log out; list the caller's sessions, end one or
+//!   all of them.
+//! - [`sessions_cli`]: `portcullis sessions list|revoke`, an operator's view of a user's sessions.
 //! - [`forward_auth`]: the decision endpoint for nginx `auth_request`, Traefik and Caddy: reads
 //!   the request a trusted proxy describes and answers it with [`gateway::authorize`].
 //! - [`identity`]: the identity sources in order: local users (argon2 and bcrypt hashes, verified
@@ -48,6 +52,7 @@
 pub mod access;
 pub mod admin;
 pub mod assertion;
+pub mod bearer;
 pub mod client_addr;
 pub mod config;
 pub mod context;
@@ -70,6 +75,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod session_api;
+pub mod sessions_cli;
 pub mod state;
 pub mod tls;
 pub mod tunnel;

@@ -1,4 +1,5 @@
-//! The `portcullis` command: run the gateway, check a config, or hash a password.
+//! The `portcullis` command: run the gateway, check a config, hash a password, or list and end a
+//! user's sessions.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use portcullis::config::{Config, LogConfig, LogFormat};
 use portcullis::server::{self, Listeners};
+use portcullis::sessions_cli::{self, SessionsCommand};
 use portcullis::state::AppState;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -33,12 +35,46 @@ struct Cli {
 enum Command {
     /// Read one password line on stdin and print its argon2id hash for a users entry.
     HashPassword,
+    /// List or end a user's sessions in the configured store (needs session.store: redis).
+    ///
+    /// Exit status: 0 done, 1 the store could not answer, 2 usage (a malformed user or handle),
+    /// 3 no session of the user has that handle, 78 the config is invalid or keeps sessions in
+    /// memory.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsAction {
+    /// Print the user's live sessions, oldest first, one a line, tab-separated: handle, created,
+    /// last seen, expires, client address, user agent.
+    List {
+        /// The username.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+    },
+    /// End the user's session with the given handle, or every session of the user.
+    Revoke {
+        /// The username.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// The handle of the session to end (as `sessions list` prints it); without it, every
+        /// session of the user ends.
+        #[arg(long, value_name = "H")]
+        handle: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::HashPassword) = cli.command {
         return hash_password();
+    }
+    if cli.check_config && cli.command.is_some() {
+        eprintln!("portcullis: --check-config takes no subcommand");
+        return ExitCode::from(2);
     }
     let Some(path) = cli.config else {
         eprintln!("portcullis: --config FILE is required (see config.example.yaml)");
@@ -51,6 +87,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    if let Some(Command::Sessions { action }) = cli.command {
+        return sessions(&config, action);
+    }
     if cli.check_config {
         for warning in &config.warnings {
             eprintln!("warning: {warning}");
@@ -133,6 +172,29 @@ fn init_tracing(log: &LogConfig) {
             .with_current_span(false)
             .with_span_list(false)
             .init(),
+    }
+}
+
+fn sessions(config: &Config, action: SessionsAction) -> ExitCode {
+    let command = match action {
+        SessionsAction::List { user } => SessionsCommand::List { user },
+        SessionsAction::Revoke { user, handle } => SessionsCommand::Revoke { user, handle },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the Tokio runtime");
+    let result = runtime.block_on(sessions_cli::run(
+        config,
+        &command,
+        &mut std::io::stdout().lock(),
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portcullis: {}", err.message());
+            ExitCode::from(err.exit_code())
+        }
     }
 }
 

@@ -130,6 +130,14 @@ pub enum StoreOperation {
     Ttl,
     /// The health check.
     Ping,
+    /// Add to a user's index of sessions.
+    SortedAdd,
+    /// Read a user's index of sessions.
+    SortedRange,
+    /// Remove from a user's index of sessions.
+    SortedRemove,
+    /// Drop the expired part of a user's index of sessions.
+    SortedRemoveThrough,
 }
 
 /// `{outcome, status_class}` of `portcullis_requests_total`.
@@ -267,7 +275,7 @@ impl LoginResult {
 
 impl StoreOperation {
     /// Every operation, in the order of the [`StoreMetrics`] arrays.
-    pub const ALL: [StoreOperation; 8] = [
+    pub const ALL: [StoreOperation; 12] = [
         StoreOperation::Create,
         StoreOperation::Load,
         StoreOperation::Touch,
@@ -276,6 +284,10 @@ impl StoreOperation {
         StoreOperation::Decr,
         StoreOperation::Ttl,
         StoreOperation::Ping,
+        StoreOperation::SortedAdd,
+        StoreOperation::SortedRange,
+        StoreOperation::SortedRemove,
+        StoreOperation::SortedRemoveThrough,
     ];
 
     /// The label value.
@@ -289,6 +301,10 @@ impl StoreOperation {
             StoreOperation::Decr => "decr",
             StoreOperation::Ttl => "ttl",
             StoreOperation::Ping => "ping",
+            StoreOperation::SortedAdd => "sorted_add",
+            StoreOperation::SortedRange => "sorted_range",
+            StoreOperation::SortedRemove => "sorted_remove",
+            StoreOperation::SortedRemoveThrough => "sorted_remove_through",
         }
     }
 }

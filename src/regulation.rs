@@ -548,6 +548,35 @@ mod tests {
             fn ping(&self) -> crate::session::store::StoreFuture<'_, ()> {
                 Box::pin(async { Err(StoreError::Timeout) })
             }
+            fn sorted_add<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a str,
+                _: u64,
+                _: Duration,
+            ) -> crate::session::store::StoreFuture<'a, ()> {
+                Box::pin(async { Err(StoreError::Timeout) })
+            }
+            fn sorted_range<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> crate::session::store::StoreFuture<'a, Vec<(String, u64)>> {
+                Box::pin(async { Err(StoreError::Timeout) })
+            }
+            fn sorted_remove<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a [String],
+            ) -> crate::session::store::StoreFuture<'a, ()> {
+                Box::pin(async { Err(StoreError::Timeout) })
+            }
+            fn sorted_remove_through<'a>(
+                &'a self,
+                _: &'a str,
+                _: u64,
+            ) -> crate::session::store::StoreFuture<'a, ()> {
+                Box::pin(async { Err(StoreError::Timeout) })
+            }
         }
         let config = RegulationConfig {
             per_user_and_address: window(1, LONG),

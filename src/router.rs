@@ -20,14 +20,25 @@ use crate::{cors, csrf, forward_auth, gateway, login_redirect, response, session
 /// Where a canonical path belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// The session API itself.
-    SessionApi,
+    /// One of the session API's endpoints.
+    SessionApi(SessionEndpoint),
     /// The forward-auth endpoint itself.
     ForwardAuth,
     /// Under one of Portcullis's own paths but not an endpoint: 404, never forwarded.
     Unknown,
     /// Everything else: access rules, then the upstream.
     Gateway,
+}
+
+/// The endpoints of the session API, relative to `session_api.path` (`/session` here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEndpoint {
+    /// `/session`: log in, tell the session, log out.
+    Session,
+    /// `/session/all`: the caller's sessions; log out everywhere.
+    All,
+    /// `/session/all/{handle}`: one of the caller's sessions (the last path segment).
+    One,
 }
 
 /// The paths Portcullis answers itself; each owns its whole subtree.
@@ -50,10 +61,16 @@ impl<'a> OwnPaths<'a> {
 }
 
 /// Decide where `canonical_path` goes. Each own subtree is matched case-insensitively, so no
-/// spelling of it is ever forwarded; only the exact path is an endpoint.
+/// spelling of it is ever forwarded; only the exact paths are endpoints.
 pub fn route(canonical_path: &str, own: OwnPaths<'_>) -> Route {
+    if let Some(endpoint) = session_endpoint(canonical_path, own.session_api) {
+        return Route::SessionApi(endpoint);
+    }
     let endpoints = [
-        (Some(own.session_api), Route::SessionApi),
+        (
+            Some(own.session_api),
+            Route::SessionApi(SessionEndpoint::Session),
+        ),
         (own.forward_auth, Route::ForwardAuth),
     ];
     let lower = canonical_path.to_ascii_lowercase();
@@ -73,6 +90,19 @@ pub fn route(canonical_path: &str, own: OwnPaths<'_>) -> Route {
         }
     }
     route
+}
+
+/// The session API endpoint `canonical_path` names exactly, if any.
+fn session_endpoint(canonical_path: &str, api: &str) -> Option<SessionEndpoint> {
+    let rest = canonical_path.strip_prefix(api)?;
+    match rest {
+        "" => Some(SessionEndpoint::Session),
+        "/all" => Some(SessionEndpoint::All),
+        _ => rest
+            .strip_prefix("/all/")
+            .filter(|handle| !handle.is_empty() && !handle.contains('/'))
+            .map(|_| SessionEndpoint::One),
+    }
 }
 
 /// Decide where `path` goes: the forwarded path picks the endpoint, and a path any other of whose
@@ -181,9 +211,11 @@ async fn dispatch(
         return Err(RequestError::Csrf);
     }
     match route {
-        Route::SessionApi => session_api::handle(state, conn, request, ctx)
-            .await
-            .map(|response| Reply::Own(response, Outcome::Own)),
+        Route::SessionApi(endpoint) => {
+            session_api::handle(state, conn, request, endpoint, &path, ctx)
+                .await
+                .map(|response| Reply::Own(response, Outcome::Own))
+        }
         Route::ForwardAuth => {
             let original = forward_auth::describe(state, &conn, &request)?;
             // The described request is routed like an inline one: Portcullis's own paths are
@@ -305,13 +337,21 @@ mod tests {
 
     #[test]
     fn session_api_subtree_is_never_the_gateway() {
-        assert_eq!(route("/session", OWN), Route::SessionApi);
+        use SessionEndpoint::{All, One, Session};
+        assert_eq!(route("/session", OWN), Route::SessionApi(Session));
+        assert_eq!(route("/session/all", OWN), Route::SessionApi(All));
+        assert_eq!(route("/session/all/0a1b", OWN), Route::SessionApi(One));
         for p in [
             "/Session",
             "/SESSION",
             "/session/",
             "/session/x",
             "/Session/all",
+            "/session/ALL",
+            "/session/all/",
+            "/session/all/a/b",
+            "/session/allx",
+            "/session/all/a/",
         ] {
             assert_eq!(route(p, OWN), Route::Unknown, "{p}");
         }
@@ -350,7 +390,10 @@ mod tests {
             semicolon: PathPolicy::Preserve,
         };
         let route = |p: &str| route_path(&CanonicalPath::parse(p, &options).unwrap(), OWN);
-        assert_eq!(route("/session"), Route::SessionApi);
+        assert_eq!(
+            route("/session"),
+            Route::SessionApi(SessionEndpoint::Session)
+        );
         for p in [
             "/session.",
             "/session%20",

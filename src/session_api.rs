@@ -1,4 +1,6 @@
-//! `POST`, `GET` and `DELETE` on the session API path: log in, tell the session, log out.
+//! The session API: `POST`, `GET` and `DELETE` on its path (log in, tell the session, log out),
+//! and under it `/all` (the caller's sessions: list them, log out everywhere) and `/all/{handle}`
+//! (end one of them). With `session.bearer`, a login may ask for its session as a token too.
 
 use std::net::IpAddr;
 
@@ -9,13 +11,16 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+use crate::access::CanonicalPath;
 use crate::context::RequestContext;
 use crate::error::RequestError;
 use crate::identity::{LoggedIn, LoginError};
 use crate::metrics::LoginResult;
 use crate::regulation::Admission;
 use crate::response::{self, Body};
-use crate::session::{rfc3339, SessionRecord};
+use crate::router::SessionEndpoint;
+use crate::session::index::Revoked;
+use crate::session::{rfc3339, ActiveSession, Credential, ListedSession, SessionRecord};
 use crate::state::{AppState, ConnInfo};
 use crate::{cors, csrf, login_redirect};
 
@@ -26,6 +31,8 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Longest user agent kept in a session record.
 const MAX_USER_AGENT_LEN: usize = 256;
 const ALLOW: &str = "GET, HEAD, POST, DELETE";
+const ALLOW_ALL: &str = "GET, HEAD, DELETE";
+const ALLOW_ONE: &str = "DELETE";
 
 #[derive(Deserialize)]
 struct LoginRequest {
@@ -34,37 +41,63 @@ struct LoginRequest {
     /// The page the browser came from (`login_url`'s return parameter), to be checked.
     #[serde(default)]
     return_to: Option<String>,
+    /// Also return the session as a bearer token (with `session.bearer`; ignored otherwise).
+    #[serde(default)]
+    token: bool,
 }
 
-/// Dispatch a request on the session API path by method; the user logged in or shown is noted
-/// in `ctx`.
+/// Dispatch a request on one of the session API's endpoints by method; the user logged in or
+/// shown is noted in `ctx`. `path` is the canonical path (for `/all/{handle}`, its last segment
+/// is the handle).
 pub async fn handle(
     state: &AppState,
     conn: ConnInfo,
     request: Request<Incoming>,
+    endpoint: SessionEndpoint,
+    path: &CanonicalPath,
     ctx: &mut RequestContext,
 ) -> Result<Response<Body>, RequestError> {
     let method = request.method();
-    // Login CSRF and forced logout: checked before anything else, the content type included.
+    // Two credentials are never resolved by choosing one.
+    let credential = state
+        .sessions
+        .find_credential(request.headers())
+        .map_err(|_| RequestError::BadRequest("both a session cookie and a bearer token"))?;
+    // Login CSRF and forced logout: checked before anything else, the content type included. A
+    // bearer token is no browser's doing: a page can only send one by script, which CORS governs.
     if (method == Method::POST || method == Method::DELETE)
+        && !matches!(credential, Credential::Bearer(_))
         && !csrf::request_passes(state, &conn, request.uri(), request.headers())
     {
         return Err(RequestError::Csrf);
     }
-    match *method {
-        Method::POST => login(state, &conn, request, ctx).await,
-        Method::GET | Method::HEAD => status(state, &request, ctx).await,
-        Method::DELETE => logout(state, &request).await,
-        Method::OPTIONS
+    let allow = match endpoint {
+        SessionEndpoint::Session => ALLOW,
+        SessionEndpoint::All => ALLOW_ALL,
+        SessionEndpoint::One => ALLOW_ONE,
+    };
+    match (endpoint, method.clone()) {
+        (SessionEndpoint::Session, Method::POST) => login(state, &conn, request, ctx).await,
+        (SessionEndpoint::Session, Method::GET | Method::HEAD) => {
+            status(state, &request, ctx).await
+        }
+        (SessionEndpoint::Session, Method::DELETE) => logout(state, &request).await,
+        (SessionEndpoint::All, Method::GET | Method::HEAD) => list(state, &request, ctx).await,
+        (SessionEndpoint::All, Method::DELETE) => end_everywhere(state, &request, ctx).await,
+        (SessionEndpoint::One, Method::DELETE) => {
+            let handle = path.as_str().rsplit('/').next().unwrap_or_default();
+            revoke(state, &request, handle, ctx).await
+        }
+        (_, Method::OPTIONS)
             if cors::allowed_origin(request.headers(), &state.config.cors).is_some()
                 && matches!(
                     cors::preflight_method(method, request.headers()),
                     Some(Ok(_))
                 ) =>
         {
-            Ok(cors::preflight_response(ALLOW, &state.config.cors))
+            Ok(cors::preflight_response(allow, &state.config.cors))
         }
-        _ => Err(RequestError::MethodNotAllowed { allow: ALLOW }),
+        _ => Err(RequestError::MethodNotAllowed { allow }),
     }
 }
 
@@ -79,8 +112,9 @@ async fn login(
     }
     let (parts, body) = request.into_parts();
     let body = read_limited(body, &parts.headers).await?;
-    let login: LoginRequest = serde_json::from_slice(&body)
-        .map_err(|_| RequestError::BadRequest("login body is not {\"username\",\"password\"}"))?;
+    let login: LoginRequest = serde_json::from_slice(&body).map_err(|_| {
+        RequestError::BadRequest("login body is not {\"username\",\"password\"[,\"token\"]}")
+    })?;
     if login.password.len() > MAX_PASSWORD_LEN {
         return Err(RequestError::BadRequest("password too long"));
     }
@@ -103,6 +137,9 @@ async fn login(
             .as_ref()
             .map_or(&[][..], |l| &l.allowed_redirect_hosts[..]);
         body["return_to"] = login_redirect::safe_return(target, own_host, allowed).into();
+    }
+    if login.token && state.sessions.bearer_enabled() {
+        body["token"] = cookie.clone().into();
     }
     let mut response = response::json(StatusCode::CREATED, &body);
     response.headers_mut().insert(
@@ -217,7 +254,8 @@ async fn status(
         StatusCode::OK,
         &session_json(&session.record, &session.roles),
     );
-    if session.stale_key {
+    // A token cannot be re-issued through a cookie: its holder keeps using it until it ends.
+    if session.stale_key && !session.bearer {
         response.headers_mut().insert(
             header::SET_COOKIE,
             state.sessions.set_cookie(&session.id, &session.record),
@@ -243,6 +281,102 @@ async fn logout(
     };
     response.headers_mut().insert(header::SET_COOKIE, clear);
     Ok(response)
+}
+
+/// The caller's session, or 401.
+async fn caller(
+    state: &AppState,
+    request: &Request<Incoming>,
+    ctx: &mut RequestContext,
+) -> Result<ActiveSession, RequestError> {
+    let session = state
+        .sessions
+        .resolve(
+            request.headers(),
+            &state.policy().users,
+            &state.config.identity.sources,
+        )
+        .await?
+        .ok_or(RequestError::Unauthenticated)?;
+    ctx.user = Some(session.record.user.clone());
+    Ok(session)
+}
+
+/// `GET /session/all`: the caller's sessions, oldest first, the calling one marked `current`.
+async fn list(
+    state: &AppState,
+    request: &Request<Incoming>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, RequestError> {
+    let session = caller(state, request, ctx).await?;
+    let current = session.id.handle();
+    let listed = state.sessions.list(&session.record.user).await?;
+    let sessions: Vec<serde_json::Value> = listed
+        .iter()
+        .map(|listed| listed_json(listed, listed.handle == current))
+        .collect();
+    Ok(response::json(
+        StatusCode::OK,
+        &serde_json::json!({ "sessions": sessions }),
+    ))
+}
+
+/// `DELETE /session/all`: end every session of the caller, this one included.
+async fn end_everywhere(
+    state: &AppState,
+    request: &Request<Incoming>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, RequestError> {
+    let session = caller(state, request, ctx).await?;
+    let user = &session.record.user;
+    let ended = state.sessions.end_everywhere(user).await?;
+    // Also when the index somehow missed the calling session: "everywhere" includes here.
+    state.sessions.end(&session.id).await?;
+    tracing::info!(user = %user, sessions = ended, "logged out everywhere");
+    let mut response = response::empty(StatusCode::NO_CONTENT);
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state.sessions.clear_cookie());
+    Ok(response)
+}
+
+/// `DELETE /session/all/{handle}`: end one of the caller's sessions; 404 for any handle not in
+/// the caller's own index. Ending the calling session also expires its cookie.
+async fn revoke(
+    state: &AppState,
+    request: &Request<Incoming>,
+    handle: &str,
+    ctx: &mut RequestContext,
+) -> Result<Response<Body>, RequestError> {
+    let session = caller(state, request, ctx).await?;
+    match state.sessions.revoke(&session.record.user, handle).await? {
+        Revoked::NotFound => Err(RequestError::NotFound),
+        Revoked::Ended => {
+            tracing::info!(user = %session.record.user, "session revoked by its user");
+            let mut response = response::empty(StatusCode::NO_CONTENT);
+            if session.id.handle() == handle {
+                response
+                    .headers_mut()
+                    .insert(header::SET_COOKIE, state.sessions.clear_cookie());
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// One entry of `GET /session/all`.
+fn listed_json(listed: &ListedSession, current: bool) -> serde_json::Value {
+    let record = &listed.record;
+    serde_json::json!({
+        "handle": listed.handle,
+        "created_at": rfc3339(record.created_at),
+        "last_seen_at": rfc3339(record.last_seen_at),
+        "expires_at": rfc3339(record.expires_at),
+        "idle_expires_at": rfc3339(record.idle_expires_at),
+        "client_addr": record.client_addr,
+        "user_agent": record.user_agent,
+        "current": current,
+    })
 }
 
 /// `application/json`, parameters (such as `charset`) allowed.

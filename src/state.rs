@@ -72,20 +72,24 @@ pub struct ConnInfo {
 #[error("cannot set up the session store")]
 pub struct StoreSetupError(#[source] redis::RedisError);
 
+/// The store `config` names, unmeasured. Must run inside a Tokio runtime (the memory store
+/// starts its sweeper; Redis connects lazily, so a Redis that is down is no error here).
+pub fn open_store(config: &StoreConfig) -> Result<Arc<dyn SessionStore>, StoreSetupError> {
+    Ok(match config {
+        StoreConfig::Memory => {
+            let store = MemoryStore::new();
+            store.spawn_sweeper();
+            Arc::new(store)
+        }
+        StoreConfig::Redis(redis) => Arc::new(RedisStore::connect(redis).map_err(StoreSetupError)?),
+    })
+}
+
 impl AppState {
     /// Build the state from a validated config. Must run inside a Tokio runtime.
     pub fn new(config: Config) -> Result<Arc<Self>, StoreSetupError> {
         let metrics = Metrics::new();
-        let backend: Arc<dyn SessionStore> = match &config.session.store {
-            StoreConfig::Memory => {
-                let store = MemoryStore::new();
-                store.spawn_sweeper();
-                Arc::new(store)
-            }
-            StoreConfig::Redis(redis) => {
-                Arc::new(RedisStore::connect(redis).map_err(StoreSetupError)?)
-            }
-        };
+        let backend = open_store(&config.session.store)?;
         let store: Arc<dyn SessionStore> =
             Arc::new(MeteredStore::new(backend, metrics.store().clone()));
         Ok(Arc::new(Self {

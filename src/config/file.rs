@@ -193,6 +193,10 @@ pub(crate) struct RawSession {
     pub absolute_timeout: String,
     /// Cookie attributes.
     pub cookie: RawCookie,
+    /// Most sessions one user may hold at once (a count); a login beyond it ends the oldest.
+    pub max_per_user: Option<String>,
+    /// `true` or `false`: whether a login may also get its session as a bearer token.
+    pub bearer: String,
 }
 
 /// `session.redis_sentinel`.
@@ -389,6 +393,8 @@ impl Default for RawSession {
             idle_timeout: "30m".into(),
             absolute_timeout: "12h".into(),
             cookie: RawCookie::default(),
+            max_per_user: None,
+            bearer: "false".into(),
         }
     }
 }

@@ -107,6 +107,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(cookie.same_site, cookie::SameSite::Lax);
     assert_eq!(cookie.domain, None);
     assert_eq!(cookie.path, "/");
+    assert_eq!(s.max_per_user, None);
+    assert!(!s.bearer, "bearer tokens are off by default");
     assert_eq!(c.session_api_path, DEFAULT_SESSION_API_PATH);
     assert!(c.users.is_empty());
     assert_eq!(c.identity_headers.user, "x-auth-user");
@@ -439,4 +441,24 @@ fn websocket_max_lifetime_must_be_a_positive_duration() {
         ));
         assert_eq!(err_key(&yaml), "upstream.websocket_max_lifetime", "{bad}");
     }
+}
+
+#[test]
+fn max_per_user_is_a_count_of_at_least_one() {
+    let c = load_ok(&base("session:\n  store: memory\n  max_per_user: 3\n"));
+    assert_eq!(c.session.max_per_user, Some(3));
+    for bad in ["0", "-1", "many", "1.5"] {
+        let yaml = base(&format!(
+            "session:\n  store: memory\n  max_per_user: {bad}\n"
+        ));
+        assert_eq!(err_key(&yaml), "session.max_per_user", "{bad}");
+    }
+}
+
+#[test]
+fn bearer_is_true_or_false() {
+    let c = load_ok(&base("session:\n  store: memory\n  bearer: true\n"));
+    assert!(c.session.bearer);
+    let yaml = base("session:\n  store: memory\n  bearer: yes\n");
+    assert_eq!(err_key(&yaml), "session.bearer");
 }

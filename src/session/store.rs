@@ -4,6 +4,9 @@
 //! sees an id). Every write carries a TTL, and `touch` never recreates a missing key, so a logout
 //! racing with a slow request stays a logout. Login regulation keeps its counters and bans here
 //! too (`incr`, `decr`, `ttl`, `create`), so that every replica sharing the store shares them.
+//! Each user's index of sessions is a sorted set (`sorted_*`): members scored by a number the
+//! caller chooses (the sessions' absolute deadlines), under a key that always has a TTL.
+//! Every operation names one key, so each works unchanged on a Redis Cluster.
 //! The backends are [`memory`] and [`redis`] (one server, a Redis Cluster or a Sentinel-watched
 //! primary); [`metered`] wraps either to time every operation.
 
@@ -63,4 +66,26 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Check that the backend answers (`PING` for Redis).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Add `member` with `score` to the sorted set under `key` (a member already there takes the
+    /// new score), and make the key live at least `ttl` from now: its expiry is extended, never
+    /// shortened, and never left unset. Atomic across replicas.
+    fn sorted_add<'a>(
+        &'a self,
+        key: &'a str,
+        member: &'a str,
+        score: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Every member of the sorted set under `key` with its score, lowest score first (equal
+    /// scores by member); empty when the key does not exist.
+    fn sorted_range<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<(String, u64)>>;
+
+    /// Remove `members` from the sorted set under `key` (absent ones are ignored). A set left
+    /// empty is gone; the expiry of one that is not stays where it was.
+    fn sorted_remove<'a>(&'a self, key: &'a str, members: &'a [String]) -> StoreFuture<'a, ()>;
+
+    /// Remove every member scored at or below `max_score` from the sorted set under `key`.
+    fn sorted_remove_through<'a>(&'a self, key: &'a str, max_score: u64) -> StoreFuture<'a, ()>;
 }

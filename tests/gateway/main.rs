@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod assertion;
+mod bearer;
 mod browsers;
 mod cases;
 mod cli;
@@ -26,6 +27,8 @@ mod regulation;
 mod reload;
 mod replicas;
 mod session_api;
+mod session_management;
+mod sessions_cli;
 mod smuggling;
 mod store;
 mod tls;

@@ -120,6 +120,126 @@ async fn behaves_like_a_session_store(store: Arc<dyn SessionStore>) {
     );
 
     store.ping().await.unwrap();
+    behaves_like_a_sorted_set_store(store.as_ref()).await;
+}
+
+/// The sorted-set operations behind each user's index of sessions.
+async fn behaves_like_a_sorted_set_store(store: &dyn SessionStore) {
+    let minute = Duration::from_secs(60);
+    let members = |range: Vec<(String, u64)>| -> Vec<String> {
+        range.into_iter().map(|(member, _)| member).collect()
+    };
+    // A missing set reads as empty; removing from it creates nothing.
+    assert_eq!(store.sorted_range("z").await.unwrap(), vec![]);
+    store.sorted_remove("z", &["a".into()]).await.unwrap();
+    store.sorted_remove_through("z", u64::MAX).await.unwrap();
+    assert_eq!(store.ttl("z").await.unwrap(), None);
+
+    // Lowest score first, equal scores by member; re-adding a member moves it.
+    let epoch_ms = 1_700_000_000_123;
+    store
+        .sorted_add("z", "c", epoch_ms + 2, minute)
+        .await
+        .unwrap();
+    store.sorted_add("z", "b", epoch_ms, minute).await.unwrap();
+    store
+        .sorted_add("z", "a", epoch_ms + 1, minute)
+        .await
+        .unwrap();
+    store.sorted_add("z", "d", epoch_ms, minute).await.unwrap();
+    assert_eq!(
+        store.sorted_range("z").await.unwrap(),
+        vec![
+            ("b".to_owned(), epoch_ms),
+            ("d".to_owned(), epoch_ms),
+            ("a".to_owned(), epoch_ms + 1),
+            ("c".to_owned(), epoch_ms + 2),
+        ],
+        "scores are kept exactly"
+    );
+    store
+        .sorted_add("z", "b", epoch_ms + 3, minute)
+        .await
+        .unwrap();
+    assert_eq!(
+        members(store.sorted_range("z").await.unwrap()),
+        ["d", "a", "c", "b"]
+    );
+
+    // The key always has a TTL: set by the first add, extended by a longer one, never shortened.
+    let left = store
+        .ttl("z")
+        .await
+        .unwrap()
+        .expect("a sorted set has a TTL");
+    assert!(left > Duration::from_secs(58) && left <= minute, "{left:?}");
+    store
+        .sorted_add("z", "e", epoch_ms + 4, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let left = store.ttl("z").await.unwrap().unwrap();
+    assert!(left > Duration::from_secs(58), "never shortened: {left:?}");
+    store
+        .sorted_add("z", "e", epoch_ms + 4, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let left = store.ttl("z").await.unwrap().unwrap();
+    assert!(left > Duration::from_secs(598), "extended: {left:?}");
+
+    // Removing members (absent ones ignored) and everything scored at or below a bound.
+    store
+        .sorted_remove("z", &["a".into(), "nope".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        members(store.sorted_range("z").await.unwrap()),
+        ["d", "c", "b", "e"]
+    );
+    store
+        .sorted_remove_through("z", epoch_ms + 2)
+        .await
+        .unwrap();
+    assert_eq!(members(store.sorted_range("z").await.unwrap()), ["b", "e"]);
+    let left = store.ttl("z").await.unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(598),
+        "removal keeps the TTL: {left:?}"
+    );
+    // A set left empty is gone.
+    store
+        .sorted_remove("z", &["b".into(), "e".into()])
+        .await
+        .unwrap();
+    assert_eq!(store.ttl("z").await.unwrap(), None);
+    assert_eq!(store.sorted_range("z").await.unwrap(), vec![]);
+    store.sorted_add("z", "x", 5, minute).await.unwrap();
+    store.sorted_remove_through("z", 5).await.unwrap();
+    assert_eq!(store.ttl("z").await.unwrap(), None);
+
+    // A set and a value are different kinds: using one as the other is an error, never a reset.
+    assert!(store.create("plain", b"v", minute).await.unwrap());
+    assert!(store.sorted_add("plain", "m", 1, minute).await.is_err());
+    assert!(store.sorted_range("plain").await.is_err());
+    assert_eq!(
+        store.load("plain").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    store.sorted_add("set", "m", 1, minute).await.unwrap();
+    assert!(store.load("set").await.is_err());
+    assert!(store.incr("set", minute).await.is_err());
+    assert_eq!(store.sorted_range("set").await.unwrap().len(), 1);
+    store.delete("set").await.unwrap();
+    assert_eq!(store.sorted_range("set").await.unwrap(), vec![]);
+    store.delete("plain").await.unwrap();
+
+    // The TTL ends the set with everything in it.
+    store
+        .sorted_add("short-set", "m", 1, Duration::from_millis(150))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.sorted_range("short-set").await.unwrap(), vec![]);
+    assert_eq!(store.ttl("short-set").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -166,6 +286,14 @@ async fn redis_store_behaves_like_a_session_store() {
     );
     let ttl = redis.pttl("stray");
     assert!(ttl > 0 && ttl <= 30_000, "stray ttl {ttl}");
+    // A sorted set found without expiry gets one on its next add.
+    let _: i64 = redis.cmd(&["ZADD", "stray-set", "1", "m"]);
+    store
+        .sorted_add("stray-set", "n", 2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let ttl = redis.pttl("stray-set");
+    assert!(ttl > 0 && ttl <= 30_000, "stray set ttl {ttl}");
     // The counter script survives a flushed script cache (NOSCRIPT is answered by loading it).
     let _: () = redis.cmd(&["SCRIPT", "FLUSH"]);
     assert_eq!(

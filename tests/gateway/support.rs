@@ -266,6 +266,27 @@ pub fn only_session_key(redis: &RedisServer) -> String {
     keys.into_iter().next().unwrap()
 }
 
+/// The key of `user`'s index of sessions under the default key prefix.
+pub fn index_key(user: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "portcullis:u:{{{}}}",
+        hex::encode(sha2::Sha256::digest(user.as_bytes()))
+    )
+}
+
+/// `hex(SHA-256(id))` of the session a signed cookie value carries (test secret): its store key
+/// is `portcullis:s:` followed by it.
+pub fn cookie_digest(cookie: &str) -> String {
+    use portcullis::config::Secret;
+    use portcullis::session::CookieSigner;
+    CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())])
+        .verify(cookie.as_bytes())
+        .expect("a cookie signed with the test secret")
+        .id
+        .digest_hex()
+}
+
 /// Log in through `client` and return its session cookie value.
 pub async fn login(client: &mut Client, user: &str, password: &str) -> String {
     let reply = client

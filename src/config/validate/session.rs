@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::{invalid, is_tchar, positive_duration};
+use super::{boolean, count, invalid, is_tchar, positive_duration};
 use crate::config::file::{RawCookie, RawSession};
 use crate::config::{
     ConfigError, CookieConfig, Secret, SessionConfig, StoreConfig, MIN_SECRET_LEN,
@@ -108,6 +108,12 @@ pub(super) fn session(
         idle_timeout,
         absolute_timeout,
         cookie: cookie(&raw.cookie, tls || public_https, warnings)?,
+        max_per_user: raw
+            .max_per_user
+            .as_deref()
+            .map(|n| count("session.max_per_user", n))
+            .transpose()?,
+        bearer: boolean("session.bearer", &raw.bearer)?,
     })
 }
 

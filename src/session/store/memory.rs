@@ -1,6 +1,6 @@
 //! In-process session store: one process only, for development and tests.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,8 +19,29 @@ pub struct MemoryStore {
 
 #[derive(Debug)]
 struct Entry {
-    value: Vec<u8>,
+    value: Value,
     expires: Instant,
+}
+
+/// What a key holds: bytes (sessions, counters, bans) or a sorted set (a user's sessions).
+#[derive(Debug)]
+enum Value {
+    Bytes(Vec<u8>),
+    Sorted(BTreeMap<String, u64>),
+}
+
+impl Entry {
+    fn bytes(value: &[u8], expires: Instant) -> Self {
+        Self {
+            value: Value::Bytes(value.to_vec()),
+            expires,
+        }
+    }
+}
+
+/// Like Redis `WRONGTYPE`: a key used as a kind of value it does not hold is an error.
+fn wrong_type() -> StoreError {
+    StoreError::Unavailable("operation against a key holding the wrong kind of value".into())
 }
 
 impl MemoryStore {
@@ -74,19 +95,23 @@ impl SessionStore for MemoryStore {
             if live(map, key, now) {
                 return false;
             }
-            let entry = Entry {
-                value: value.to_vec(),
-                expires: now + ttl,
-            };
-            map.insert(key.to_owned(), entry);
+            map.insert(key.to_owned(), Entry::bytes(value, now + ttl));
             true
         });
         Box::pin(async move { Ok(written) })
     }
 
     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        let value = self.with(|map, now| live(map, key, now).then(|| map[key].value.clone()));
-        Box::pin(async move { Ok(value) })
+        let value = self.with(|map, now| {
+            if !live(map, key, now) {
+                return Ok(None);
+            }
+            match &map[key].value {
+                Value::Bytes(bytes) => Ok(Some(bytes.clone())),
+                Value::Sorted(_) => Err(wrong_type()),
+            }
+        });
+        Box::pin(async move { value })
     }
 
     fn touch<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
@@ -94,13 +119,7 @@ impl SessionStore for MemoryStore {
             if !live(map, key, now) {
                 return false;
             }
-            map.insert(
-                key.to_owned(),
-                Entry {
-                    value: value.to_vec(),
-                    expires: now + ttl,
-                },
-            );
+            map.insert(key.to_owned(), Entry::bytes(value, now + ttl));
             true
         });
         Box::pin(async move { Ok(existed) })
@@ -114,40 +133,43 @@ impl SessionStore for MemoryStore {
     fn incr<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, u64> {
         let count = self.with(|map, now| {
             if !live(map, key, now) {
-                let entry = Entry {
-                    value: b"1".to_vec(),
-                    expires: now + window,
-                };
-                map.insert(key.to_owned(), entry);
+                map.insert(key.to_owned(), Entry::bytes(b"1", now + window));
                 return Ok(1);
             }
             let entry = map.get_mut(key).expect("live entries exist");
+            let Value::Bytes(value) = &mut entry.value else {
+                return Err(wrong_type());
+            };
             // Like Redis INCR: a value that is not a decimal counter is an error, not a reset.
-            let count = std::str::from_utf8(&entry.value)
+            let count = std::str::from_utf8(value)
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok())
                 .and_then(|n| n.checked_add(1))
                 .ok_or_else(|| StoreError::Unavailable("value is not a counter".into()))?;
-            entry.value = count.to_string().into_bytes();
+            *value = count.to_string().into_bytes();
             Ok(count)
         });
         Box::pin(async move { count })
     }
 
     fn decr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
-        self.with(|map, now| {
+        let result = self.with(|map, now| {
             if !live(map, key, now) {
-                return;
+                return Ok(());
             }
             let entry = map.get_mut(key).expect("live entries exist");
-            let count = std::str::from_utf8(&entry.value)
+            let Value::Bytes(value) = &mut entry.value else {
+                return Err(wrong_type());
+            };
+            let count = std::str::from_utf8(value)
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok());
             if let Some(count) = count.filter(|&n| n > 0) {
-                entry.value = (count - 1).to_string().into_bytes();
+                *value = (count - 1).to_string().into_bytes();
             }
+            Ok(())
         });
-        Box::pin(async move { Ok(()) })
+        Box::pin(async move { result })
     }
 
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>> {
@@ -158,4 +180,87 @@ impl SessionStore for MemoryStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { Ok(()) })
     }
+
+    fn sorted_add<'a>(
+        &'a self,
+        key: &'a str,
+        member: &'a str,
+        score: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        let result = self.with(|map, now| {
+            if !live(map, key, now) {
+                let entry = Entry {
+                    value: Value::Sorted(BTreeMap::new()),
+                    expires: now + ttl,
+                };
+                map.insert(key.to_owned(), entry);
+            }
+            let entry = map.get_mut(key).expect("live entries exist");
+            let Value::Sorted(members) = &mut entry.value else {
+                return Err(wrong_type());
+            };
+            members.insert(member.to_owned(), score);
+            entry.expires = entry.expires.max(now + ttl);
+            Ok(())
+        });
+        Box::pin(async move { result })
+    }
+
+    fn sorted_range<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<(String, u64)>> {
+        let result = self.with(|map, now| {
+            if !live(map, key, now) {
+                return Ok(Vec::new());
+            }
+            let Value::Sorted(members) = &map[key].value else {
+                return Err(wrong_type());
+            };
+            let mut range: Vec<(String, u64)> =
+                members.iter().map(|(m, s)| (m.clone(), *s)).collect();
+            // Members are already in order: a stable sort by score keeps ties by member.
+            range.sort_by_key(|(_, score)| *score);
+            Ok(range)
+        });
+        Box::pin(async move { result })
+    }
+
+    fn sorted_remove<'a>(&'a self, key: &'a str, members: &'a [String]) -> StoreFuture<'a, ()> {
+        let result = self.with(|map, now| {
+            edit_sorted(map, key, now, |set| {
+                for member in members {
+                    set.remove(member);
+                }
+            })
+        });
+        Box::pin(async move { result })
+    }
+
+    fn sorted_remove_through<'a>(&'a self, key: &'a str, max_score: u64) -> StoreFuture<'a, ()> {
+        let result = self.with(|map, now| {
+            edit_sorted(map, key, now, |set| {
+                set.retain(|_, score| *score > max_score)
+            })
+        });
+        Box::pin(async move { result })
+    }
+}
+
+/// Change the sorted set under `key`, if there is one; like Redis, a set left empty is removed.
+fn edit_sorted(
+    map: &mut HashMap<String, Entry>,
+    key: &str,
+    now: Instant,
+    edit: impl FnOnce(&mut BTreeMap<String, u64>),
+) -> Result<(), StoreError> {
+    if !live(map, key, now) {
+        return Ok(());
+    }
+    let Value::Sorted(set) = &mut map.get_mut(key).expect("live entries exist").value else {
+        return Err(wrong_type());
+    };
+    edit(set);
+    if set.is_empty() {
+        map.remove(key);
+    }
+    Ok(())
 }

@@ -72,6 +72,37 @@ impl SessionStore for MeteredStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.timed(StoreOperation::Ping, self.inner.ping())
     }
+
+    fn sorted_add<'a>(
+        &'a self,
+        key: &'a str,
+        member: &'a str,
+        score: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        self.timed(
+            StoreOperation::SortedAdd,
+            self.inner.sorted_add(key, member, score, ttl),
+        )
+    }
+
+    fn sorted_range<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<(String, u64)>> {
+        self.timed(StoreOperation::SortedRange, self.inner.sorted_range(key))
+    }
+
+    fn sorted_remove<'a>(&'a self, key: &'a str, members: &'a [String]) -> StoreFuture<'a, ()> {
+        self.timed(
+            StoreOperation::SortedRemove,
+            self.inner.sorted_remove(key, members),
+        )
+    }
+
+    fn sorted_remove_through<'a>(&'a self, key: &'a str, max_score: u64) -> StoreFuture<'a, ()> {
+        self.timed(
+            StoreOperation::SortedRemoveThrough,
+            self.inner.sorted_remove_through(key, max_score),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +124,10 @@ mod tests {
         assert!(store.ttl("k").await.unwrap().is_some());
         store.delete("k").await.unwrap();
         store.ping().await.unwrap();
+        store.sorted_add("z", "m", 1, ttl).await.unwrap();
+        assert_eq!(store.sorted_range("z").await.unwrap().len(), 1);
+        store.sorted_remove("z", &["m".to_owned()]).await.unwrap();
+        store.sorted_remove_through("z", 1).await.unwrap();
         let text = metrics.encode(true);
         for operation in StoreOperation::ALL {
             let name = operation.as_str();

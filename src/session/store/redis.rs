@@ -28,6 +28,7 @@ pub struct RedisStore {
     timeout: Duration,
     incr: Script,
     decr: Script,
+    sorted_add: Script,
 }
 
 /// `INCR` and, when that left the key without expiry (it was new), `PEXPIRE`: one atomic step, so
@@ -47,6 +48,18 @@ const DECR_SCRIPT: &str = r"
 local count = tonumber(redis.call('GET', KEYS[1]))
 if count and count > 0 then
   redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// `ZADD`, then `PEXPIRE` when that leaves the key with less time than asked (or none, as a new
+/// set has): one atomic step on one key, so a sorted set is never without a TTL and never has it
+/// shortened. A script rather than `PEXPIRE ... GT` keeps Redis versions before 7 working.
+const SORTED_ADD_SCRIPT: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 return 0
 ";
@@ -93,6 +106,7 @@ impl RedisStore {
             timeout,
             incr: Script::new(INCR_SCRIPT),
             decr: Script::new(DECR_SCRIPT),
+            sorted_add: Script::new(SORTED_ADD_SCRIPT),
         }
     }
 
@@ -196,4 +210,63 @@ impl SessionStore for RedisStore {
             Ok(())
         })
     }
+
+    fn sorted_add<'a>(
+        &'a self,
+        key: &'a str,
+        member: &'a str,
+        score: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut invocation = self.sorted_add.key(key);
+            invocation.arg(score).arg(member).arg(millis(ttl));
+            let query = self.conn.send::<i64>(Request::Script(&invocation));
+            bounded(self.timeout, query).await.map(drop)
+        })
+    }
+
+    fn sorted_range<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<(String, u64)>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(key).arg(0).arg(-1).arg("WITHSCORES");
+            let flat: Vec<String> = self.run(cmd).await?;
+            flat.chunks_exact(2)
+                .map(|pair| Ok((pair[0].clone(), score(&pair[1])?)))
+                .collect()
+        })
+    }
+
+    fn sorted_remove<'a>(&'a self, key: &'a str, members: &'a [String]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if members.is_empty() {
+                return Ok(());
+            }
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(key).arg(members);
+            let _: i64 = self.run(cmd).await?;
+            Ok(())
+        })
+    }
+
+    fn sorted_remove_through<'a>(&'a self, key: &'a str, max_score: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("ZREMRANGEBYSCORE");
+            cmd.arg(key).arg("-inf").arg(max_score);
+            let _: i64 = self.run(cmd).await?;
+            Ok(())
+        })
+    }
+}
+
+/// A score as Redis writes it back (a double, integral for the scores Portcullis writes).
+fn score(text: &str) -> Result<u64, StoreError> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        // Scores are milliseconds since the epoch, well inside an f64's exact integers.
+        .map(|s| s as u64)
+        .ok_or_else(|| {
+            StoreError::Unavailable(format!("unreadable sorted-set score `{text}`").into())
+        })
 }

@@ -46,6 +46,25 @@ fn check_config_command(command: &mut Command, env: &[(&str, &str)]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {PORTCULLIS}: {e}"))
 }
 
+/// Run `portcullis --config FILE ARGS...` on `yaml` to its end (at most 20 s) and return what it
+/// printed and its status; stdin is empty and `RUST_LOG` is not inherited.
+pub async fn run_to_end(yaml: &str, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), yaml);
+    let mut command = tokio::process::Command::new(PORTCULLIS);
+    command
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(20), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("portcullis {args:?} still running after 20 s"))
+        .unwrap_or_else(|e| panic!("cannot run {PORTCULLIS}: {e}"))
+}
+
 /// A running `portcullis --config FILE`.
 pub struct Binary {
     child: Option<Child>,

@@ -208,6 +208,34 @@ impl RedisServer {
         keys
     }
 
+    /// Every key in the database, walked with `SCAN` (as an operator would on a live server).
+    pub fn scan_keys(&self) -> Vec<String> {
+        let mut conn = self.conn().expect("connect to test redis");
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(100)
+                .query(&mut conn)
+                .expect("SCAN");
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The members of the sorted set under `key`, lowest score first.
+    pub fn zrange(&self, key: &str) -> Vec<String> {
+        self.cmd(&["ZRANGE", key, "0", "-1"])
+    }
+
     /// How many times `command` (lower case, e.g. `set`) ran since start or the last
     /// [`RedisServer::reset_stats`], from `INFO commandstats`.
     pub fn command_calls(&self, command: &str) -> u64 {
