@@ -194,14 +194,22 @@ impl RedisCluster {
             .find_map(|n| n.try_cmd(&["CLUSTER", "KEYSLOT", key]).ok())
             .expect("CLUSTER KEYSLOT");
         let slot = u16::try_from(slot).unwrap();
-        let owner = self
-            .topology()
-            .into_iter()
-            .find(|n| {
+        // Right after a failover the node asked may not have heard of the promotion yet (the
+        // gossip takes a moment): ask again for a while before concluding.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let owner = self.topology().into_iter().find(|n| {
                 n.primary && !n.failed && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
-            })
-            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"));
-        self.index_of(owner.port)
+            });
+            if let Some(owner) = owner {
+                return self.index_of(owner.port);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no live primary serves slot {slot}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The replicas of the primary at `primary`.
