@@ -28,6 +28,7 @@ use crate::config::HostHeader;
 use crate::context::RequestContext;
 use crate::error::RequestError;
 use crate::headers::{self, ForwardedContext};
+use crate::identity::Users;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::response::Body;
 use crate::session::{ActiveSession, Credential};
@@ -163,12 +164,12 @@ pub async fn authorize(
     match decision {
         Decision::Anonymous => Ok(None),
         // A store outage only costs the identity here: the route works without one.
-        Decision::Optional => Ok(load_session(state, headers)
+        Decision::Optional => Ok(load_session(state, &policy.users, headers)
             .await
             .ok()
             .flatten()
             .map(identity)),
-        Decision::Session { .. } => match load_session(state, headers).await? {
+        Decision::Session { .. } => match load_session(state, &policy.users, headers).await? {
             Some(session) if decision.permits(&session.roles) => Ok(Some(identity(session))),
             Some(session) => {
                 ctx.user = Some(session.record.user);
@@ -179,7 +180,7 @@ pub async fn authorize(
         // Never allowed; the session is read only to tell 403 from 401.
         Decision::Deny => match credential {
             Credential::Cookie(_) | Credential::Bearer(_) => {
-                match load_session(state, headers).await? {
+                match load_session(state, &policy.users, headers).await? {
                     Some(session) => {
                         ctx.user = Some(session.record.user);
                         Err(RequestError::Forbidden)
@@ -207,17 +208,15 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// The request's session, judged against `users` from the same policy version as the rules.
 async fn load_session(
     state: &AppState,
+    users: &Users,
     headers: &HeaderMap,
 ) -> Result<Option<ActiveSession>, crate::session::StoreError> {
     state
         .sessions
-        .resolve(
-            headers,
-            &state.policy().users,
-            &state.config.identity.sources,
-        )
+        .resolve(headers, users, &state.config.identity.sources)
         .await
 }
 
