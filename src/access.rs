@@ -412,12 +412,13 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 /// Sub-delimiters (minus `;`) and the other characters RFC 3986 allows raw in a path.
 const RAW_PATH_EXTRA: &[u8] = b"!$&'()*+,=:@/";
 
-fn is_unreserved(byte: u8) -> bool {
+/// RFC 3986 unreserved: letters, digits, `-`, `.`, `_`, `~`.
+pub(crate) fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
 /// Appends `%XX` (upper-case hex) for `byte`.
-fn push_escape(out: &mut String, byte: u8) {
+pub(crate) fn push_escape(out: &mut String, byte: u8) {
     out.push('%');
     out.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
     out.push(char::from(HEX_UPPER[usize::from(byte & 0xf)]));

@@ -10,6 +10,7 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, Uri};
 
+use crate::access::{is_unreserved, push_escape};
 use crate::config::{LoginConfig, LoginUrl};
 
 /// Whether the client would rather have an HTML page than JSON: `text/html` listed with a
@@ -105,10 +106,10 @@ fn host_allowed(authority: &Authority, own_host: Option<&str>, allowed: &[String
 fn form_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+        if is_unreserved(byte) || byte == b'/' {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            push_escape(&mut out, byte);
         }
     }
     out
