@@ -65,16 +65,7 @@ pub fn remove_consumed_bearer(headers: &mut HeaderMap, consumed: impl Fn(&[u8]) 
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                http::header::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::testing::header_map as map;
 
     #[test]
     fn bearer_tokens_are_read_from_one_authorization_field_only() {

@@ -87,16 +87,7 @@ mod tests {
         }
     }
 
-    fn with(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::testing::header_map as with;
 
     #[test]
     fn only_one_listed_origin_is_allowed() {

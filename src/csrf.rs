@@ -133,16 +133,7 @@ mod tests {
 
     const OWN: Option<&str> = Some("https://gw.example.test");
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::testing::header_map as headers;
 
     fn check(pairs: &[(&str, &str)]) -> bool {
         passes(

@@ -218,16 +218,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::testing::header_map as map;
 
     #[test]
     fn the_uri_comes_from_either_header_and_they_must_agree() {

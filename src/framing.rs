@@ -67,18 +67,8 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), FramingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::testing::header_map as headers;
 
     #[test]
     fn only_a_single_chunked_coding_without_length_passes() {

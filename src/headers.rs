@@ -338,20 +338,28 @@ fn sets_cookie(set_cookie: &[u8], name: &[u8]) -> bool {
     cookie_name.is_empty() && sent_as == name
 }
 
+/// Test helpers shared by the modules that read headers.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map with `pairs` appended in order (repeated names kept).
+    pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        for (n, v) in pairs {
+        for (name, value) in pairs {
             h.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
             );
         }
         h
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::header_map as map;
+    use super::*;
 
     fn names(h: &HeaderMap) -> Vec<&str> {
         let mut n: Vec<&str> = h.keys().map(|k| k.as_str()).collect();

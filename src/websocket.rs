@@ -60,16 +60,7 @@ pub fn restore_upgrade_headers(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::testing::header_map as map;
 
     fn names(h: &HeaderMap) -> Vec<&str> {
         let mut n: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
