@@ -236,6 +236,40 @@ pub fn unknown_signed_cookie() -> String {
     CookieSigner::new(&[Secret::new(SECRET_1.as_bytes().to_vec())]).sign(&SessionId::generate())
 }
 
+/// The `Cookie` values of case C11, built around the valid cookie `sid`: empty, unsigned, empty
+/// or foreign MAC, wildcards, paths, NUL, quoted, 8 KB, signed by a key never configured,
+/// nameless, only separators, and the cookie twice. None of them may authenticate or cost a
+/// store command.
+pub fn malformed_session_cookies(sid: &str) -> Vec<String> {
+    use portcullis::config::Secret;
+    use portcullis::session::{CookieSigner, SessionId};
+    let (id, mac) = sid.split_once('.').expect("a signed cookie value");
+    let other = unknown_signed_cookie();
+    let other_mac = other.split_once('.').unwrap().1;
+    let foreign =
+        CookieSigner::new(&[Secret::new(b"a-key-that-was-never-configured-000".to_vec())])
+            .sign(&SessionId::generate());
+    let long = "a".repeat(8 * 1024);
+    vec![
+        "gw_sid=".to_owned(),
+        format!("gw_sid={id}"),
+        format!("gw_sid={id}."),
+        format!("gw_sid=.{mac}"),
+        format!("gw_sid={id}.{other_mac}"),
+        "gw_sid=*".to_owned(),
+        "gw_sid=sess:*".to_owned(),
+        "gw_sid=../../x".to_owned(),
+        "gw_sid=%00".to_owned(),
+        format!("gw_sid=\"{sid}\""),
+        format!("gw_sid={long}"),
+        format!("gw_sid={foreign}"),
+        "gw_sid".to_owned(),
+        ";;;".to_owned(),
+        // The cookie twice (even both valid): never pick one.
+        format!("gw_sid={sid}; gw_sid={sid}"),
+    ]
+}
+
 /// [`setup`] with the fixture config changed as `options` says.
 pub async fn setup_with_options(
     store: Store<'_>,
