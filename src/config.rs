@@ -262,7 +262,23 @@ pub struct SessionConfig {
     /// `Authorization: Bearer <token>` is read as the session. When false, `Authorization` is
     /// never read.
     pub bearer: bool,
+    /// The in-process cache of session records read from Redis; `None` with the memory store or
+    /// `session.cache_ttl: 0s`.
+    pub cache: Option<SessionCacheConfig>,
 }
+
+/// `session.cache_ttl` and `session.cache_max_entries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCacheConfig {
+    /// Longest a cached record is reused (never above [`MAX_CACHE_TTL`]).
+    pub ttl: Duration,
+    /// Most records kept.
+    pub max_entries: u64,
+}
+
+/// The bound on `session.cache_ttl`: a session ended anywhere is refused everywhere within it,
+/// even by a replica that missed the invalidation.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// `session.store` with its backend's settings.
 #[derive(Debug, Clone)]

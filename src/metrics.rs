@@ -138,6 +138,8 @@ pub enum StoreOperation {
     SortedRemove,
     /// Drop the expired part of a user's index of sessions.
     SortedRemoveThrough,
+    /// Tell every replica that a session ended (the cache invalidation channel).
+    Publish,
 }
 
 /// `{outcome, status_class}` of `portcullis_requests_total`.
@@ -181,8 +183,26 @@ pub struct Metrics {
     upstream_duration: Histogram,
     login_attempts: [Counter; LoginResult::ALL.len()],
     store: StoreMetrics,
+    cache: CacheMetrics,
     open_connections: Gauge,
     store_up: Gauge,
+}
+
+/// The session cache's share of the metrics ([`crate::session::SessionCache`]). Clones record
+/// into the same series.
+#[derive(Debug, Clone, Default)]
+pub struct CacheMetrics {
+    /// Requests whose session record came from the cache.
+    pub hits: Counter,
+    /// Requests whose session record was read from the store while the cache was live.
+    pub misses: Counter,
+    /// Sessions evicted because some replica ended them (messages on the channel, and this
+    /// replica's own ends).
+    pub invalidations: Counter,
+    /// Times the whole cache was emptied because the invalidation connection was lost.
+    pub flushes: Counter,
+    /// 1 while the invalidation connection is subscribed and the cache in use, else 0.
+    pub live: Gauge,
 }
 
 /// The store's share of the metrics, handed to the store wrapper that times every operation
@@ -275,7 +295,7 @@ impl LoginResult {
 
 impl StoreOperation {
     /// Every operation, in the order of the [`StoreMetrics`] arrays.
-    pub const ALL: [StoreOperation; 12] = [
+    pub const ALL: [StoreOperation; 13] = [
         StoreOperation::Create,
         StoreOperation::Load,
         StoreOperation::Touch,
@@ -288,6 +308,7 @@ impl StoreOperation {
         StoreOperation::SortedRange,
         StoreOperation::SortedRemove,
         StoreOperation::SortedRemoveThrough,
+        StoreOperation::Publish,
     ];
 
     /// The label value.
@@ -305,6 +326,7 @@ impl StoreOperation {
             StoreOperation::SortedRange => "sorted_range",
             StoreOperation::SortedRemove => "sorted_remove",
             StoreOperation::SortedRemoveThrough => "sorted_remove_through",
+            StoreOperation::Publish => "publish",
         }
     }
 }
@@ -383,6 +405,32 @@ impl Metrics {
             errors: StoreOperation::ALL
                 .map(|operation| store_errors.get_or_create_owned(&OperationLabels { operation })),
         };
+        let cache = CacheMetrics::default();
+        registry.register(
+            "session_cache_hits",
+            "Requests whose session record came from the in-process cache",
+            cache.hits.clone(),
+        );
+        registry.register(
+            "session_cache_misses",
+            "Requests whose session record was read from the store while the cache was in use",
+            cache.misses.clone(),
+        );
+        registry.register(
+            "session_cache_invalidations",
+            "Cached sessions evicted because a replica ended them",
+            cache.invalidations.clone(),
+        );
+        registry.register(
+            "session_cache_flushes",
+            "Times the whole session cache was emptied because its invalidation connection was lost",
+            cache.flushes.clone(),
+        );
+        registry.register(
+            "session_cache_live",
+            "Whether the session cache is in use (its invalidation connection is subscribed)",
+            cache.live.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "open_connections",
@@ -409,6 +457,7 @@ impl Metrics {
             upstream_duration,
             login_attempts,
             store,
+            cache,
             open_connections,
             store_up,
         }
@@ -441,6 +490,11 @@ impl Metrics {
     /// The store's share, for the store wrapper.
     pub fn store(&self) -> &StoreMetrics {
         &self.store
+    }
+
+    /// The session cache's metrics.
+    pub fn cache(&self) -> &CacheMetrics {
+        &self.cache
     }
 
     /// Count a client connection as open until the returned guard is dropped.

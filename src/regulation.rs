@@ -548,6 +548,13 @@ mod tests {
             fn ping(&self) -> crate::session::store::StoreFuture<'_, ()> {
                 Box::pin(async { Err(StoreError::Timeout) })
             }
+            fn publish<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a str,
+            ) -> crate::session::store::StoreFuture<'a, ()> {
+                Box::pin(async { Err(StoreError::Timeout) })
+            }
             fn sorted_add<'a>(
                 &'a self,
                 _: &'a str,

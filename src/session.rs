@@ -20,10 +20,12 @@ use crate::config::{CookieConfig, Secret, SessionConfig};
 use crate::headers::cookie_pairs;
 use crate::identity::{LoggedIn, Source, Users};
 
+pub mod cache;
 pub mod index;
 pub mod signing;
 pub mod store;
 
+pub use cache::SessionCache;
 pub use index::ListedSession;
 pub use signing::{CookieSigner, Verified};
 pub use store::{SessionStore, StoreError};
@@ -170,6 +172,10 @@ pub struct Sessions {
     max_per_user: Option<usize>,
     bearer: bool,
     cookie: CookieConfig,
+    /// Records recently read, when `session.cache_ttl` is on (Redis only).
+    cache: Option<Arc<SessionCache>>,
+    /// Where an ended session's digest is published, for the other replicas' caches.
+    ended_channel: String,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -192,7 +198,26 @@ impl Sessions {
             max_per_user: config.max_per_user,
             bearer: config.bearer,
             cookie: config.cookie.clone(),
+            cache: None,
+            ended_channel: ended_channel(&config.key_prefix),
         }
+    }
+
+    /// Keep recently read records in `cache` (which the caller keeps live by listening on
+    /// [`Sessions::ended_channel`]).
+    pub fn with_cache(mut self, cache: Arc<SessionCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cache of records, if on.
+    pub fn cache(&self) -> Option<&Arc<SessionCache>> {
+        self.cache.as_ref()
+    }
+
+    /// The channel on which every ended session's digest is published.
+    pub fn ended_channel(&self) -> &str {
+        &self.ended_channel
     }
 
     /// Sign and verify with `secrets` from now on (a config reload); the first signs.
@@ -327,20 +352,23 @@ impl Sessions {
         let Some(Verified { id, stale_key }) = self.signer.load().verify(value) else {
             return Ok(None);
         };
-        let key = self.key(&id);
-        let Some(raw) = self.store.load(&key).await? else {
+        let digest = id.digest_hex();
+        let key = self.key_of(&digest);
+        let cached = match &self.cache {
+            Some(cache) => Some(cache.get_or_load(&digest, self.read(&digest)).await?),
+            None => None,
+        };
+        let record = match &cached {
+            Some(entry) => entry.record.clone(),
+            None => self.read(&digest).await?,
+        };
+        let Some(mut record) = record else {
             return Ok(None);
         };
         let now = now_ms();
-        let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&raw) else {
-            // Its user is unknown, so its index entry is left to be pruned when next read.
-            tracing::warn!("unreadable session record deleted");
-            self.store.delete(&key).await?;
-            return Ok(None);
-        };
         if now >= record.expires_at || now >= record.idle_expires_at {
             // Outlived its own deadlines (a TTL set by a skewed clock, or written by hand).
-            self.end_digest(&record.user, &id.digest_hex()).await?;
+            self.end_digest(&record.user, &digest).await?;
             return Ok(None);
         }
         let current = crate::identity::current(
@@ -357,20 +385,29 @@ impl Sessions {
                 "session ended: user removed, disabled, credential changed, shadowed by a local \
                  user, or its identity source is no longer configured"
             );
-            self.end_digest(&record.user, &id.digest_hex()).await?;
+            self.end_digest(&record.user, &digest).await?;
             return Ok(None);
         };
         let idle = ms(self.idle_timeout);
         let extended = now.saturating_add(idle).min(record.expires_at);
-        // Near the absolute deadline the idle deadline cannot move any more: no write then.
+        // Near the absolute deadline the idle deadline cannot move any more: no write then. Of
+        // the requests sharing one cached record, only the first writes the refresh back.
         if record.idle_expires_at.saturating_sub(now) < idle / 4 * 3
             && extended > record.idle_expires_at
+            && cached.as_ref().is_none_or(|entry| entry.claim_refresh())
         {
+            let generation = self.cache.as_ref().map(|cache| cache.generation());
             record.last_seen_at = now;
             record.idle_expires_at = extended;
             let value = serde_json::to_vec(&record).expect("a record always serializes");
             if !self.store.touch(&key, &value, record.ttl(now)).await? {
+                if let Some(cache) = &self.cache {
+                    cache.forget(&digest).await;
+                }
                 return Ok(None);
+            }
+            if let (Some(cache), Some(generation)) = (&self.cache, generation) {
+                cache.replace(&digest, record.clone(), generation).await;
             }
         }
         Ok(Some(ActiveSession {
@@ -386,15 +423,48 @@ impl Sessions {
 
     /// Delete a session's record and its entry in its user's index (read from the record).
     pub async fn end(&self, id: &SessionId) -> Result<(), StoreError> {
-        let key = self.key(id);
-        let Some(raw) = self.store.load(&key).await? else {
+        let digest = id.digest_hex();
+        let Some(raw) = self.store.load(&self.key_of(&digest)).await? else {
             return Ok(());
         };
         match serde_json::from_slice::<SessionRecord>(&raw) {
-            Ok(record) => self.end_digest(&record.user, &id.digest_hex()).await,
+            Ok(record) => self.end_digest(&record.user, &digest).await,
             // Without a user there is no index to clean: the entry is pruned when next read.
-            Err(_) => self.store.delete(&key).await,
+            Err(_) => self.delete_record(&digest).await,
         }
+    }
+
+    /// The record of the session named by `digest`, from the store. An unreadable one is
+    /// deleted and reads as none.
+    async fn read(&self, digest: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(raw) = self.store.load(&self.key_of(digest)).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<SessionRecord>(&raw) {
+            Ok(record) => Ok(Some(record)),
+            Err(_) => {
+                // Its user is unknown, so its index entry is left to be pruned when next read.
+                tracing::warn!("unreadable session record deleted");
+                self.delete_record(digest).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Delete the record of the session named by `digest`, then make sure no cache serves it:
+    /// this replica's at once (before the caller answers), every other replica's through the
+    /// ended channel. Every session ends through here.
+    async fn delete_record(&self, digest: &str) -> Result<(), StoreError> {
+        self.store.delete(&self.key_of(digest)).await?;
+        if let Some(cache) = &self.cache {
+            cache.forget(digest).await;
+        }
+        if let Err(error) = self.store.publish(&self.ended_channel, digest).await {
+            // The session is gone from the store; a replica that cached it refuses it once its
+            // entry expires (session.cache_ttl).
+            tracing::warn!(%error, "could not announce an ended session to the other replicas");
+        }
+        Ok(())
     }
 
     /// Every correctly signed session id in the request's cookies (and its bearer token, with
@@ -457,14 +527,15 @@ impl Sessions {
             .expect("cookie name, value and attributes are validated header-safe")
     }
 
-    fn key(&self, id: &SessionId) -> String {
-        self.key_of(&id.digest_hex())
-    }
-
     /// The store key of the session whose id hashes to `digest` (`hex(SHA-256(id))`).
     fn key_of(&self, digest: &str) -> String {
         format!("{}s:{digest}", self.key_prefix)
     }
+}
+
+/// The channel on which ended sessions are announced, for a store under `key_prefix`.
+pub fn ended_channel(key_prefix: &str) -> String {
+    format!("{key_prefix}ended")
 }
 
 /// Milliseconds since the Unix epoch.

@@ -14,8 +14,8 @@ use crate::forward::Upstream;
 use crate::identity::{Directory, Hasher, UpstreamCheck, Users};
 use crate::metrics::Metrics;
 use crate::regulation::Regulator;
-use crate::session::store::{MemoryStore, MeteredStore, RedisStore};
-use crate::session::{SessionStore, Sessions};
+use crate::session::store::{self, MemoryStore, MeteredStore, RedisStore};
+use crate::session::{SessionCache, SessionStore, Sessions};
 use crate::tunnel::Tunnels;
 
 /// Everything a request needs: config, sessions, users, the upstream client and its tunnels,
@@ -92,8 +92,21 @@ impl AppState {
         let backend = open_store(&config.session.store)?;
         let store: Arc<dyn SessionStore> =
             Arc::new(MeteredStore::new(backend, metrics.store().clone()));
+        let mut sessions = Sessions::new(&config.session, Arc::clone(&store));
+        if let (StoreConfig::Redis(redis), Some(cache)) =
+            (&config.session.store, &config.session.cache)
+        {
+            let cache = Arc::new(SessionCache::new(cache, metrics.cache().clone()));
+            store::redis::listen(
+                redis,
+                sessions.ended_channel().to_owned(),
+                Arc::clone(&cache),
+            )
+            .map_err(StoreSetupError)?;
+            sessions = sessions.with_cache(cache);
+        }
         Ok(Arc::new(Self {
-            sessions: Sessions::new(&config.session, Arc::clone(&store)),
+            sessions,
             regulator: Regulator::new(&config.regulation, &config.session.key_prefix, store),
             policy: ArcSwap::from_pointee(Policy::of(&config)),
             hasher: Hasher::new(

@@ -197,6 +197,11 @@ pub(crate) struct RawSession {
     pub max_per_user: Option<String>,
     /// `true` or `false`: whether a login may also get its session as a bearer token.
     pub bearer: String,
+    /// How long a replica may reuse a session record it read from Redis (duration, at most 1s;
+    /// `0s` turns the cache off). Default 1s.
+    pub cache_ttl: Option<String>,
+    /// Most session records one replica keeps cached (a count). Default 100000.
+    pub cache_max_entries: Option<String>,
 }
 
 /// `session.redis_sentinel`.
@@ -395,6 +400,8 @@ impl Default for RawSession {
             cookie: RawCookie::default(),
             max_per_user: None,
             bearer: "false".into(),
+            cache_ttl: None,
+            cache_max_entries: None,
         }
     }
 }

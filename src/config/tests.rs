@@ -109,6 +109,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(cookie.path, "/");
     assert_eq!(s.max_per_user, None);
     assert!(!s.bearer, "bearer tokens are off by default");
+    assert_eq!(s.cache, None, "nothing to cache with the memory store");
     assert_eq!(c.session_api_path, DEFAULT_SESSION_API_PATH);
     assert!(c.users.is_empty());
     assert_eq!(c.identity_headers.user, "x-auth-user");
@@ -453,6 +454,48 @@ fn max_per_user_is_a_count_of_at_least_one() {
         ));
         assert_eq!(err_key(&yaml), "session.max_per_user", "{bad}");
     }
+}
+
+#[test]
+fn the_session_cache_is_on_with_redis_for_at_most_a_second() {
+    let redis = "session:\n  store: redis\n  redis_url: redis://127.0.0.1:6379\n  secrets: [\"0123456789abcdef0123456789abcdef\"]\n";
+    let c = load_ok(&base(redis));
+    assert_eq!(
+        c.session.cache,
+        Some(SessionCacheConfig {
+            ttl: Duration::from_secs(1),
+            max_entries: 100_000
+        })
+    );
+    let c = load_ok(&base(&format!(
+        "{redis}  cache_ttl: 250ms\n  cache_max_entries: 500\n"
+    )));
+    assert_eq!(
+        c.session.cache,
+        Some(SessionCacheConfig {
+            ttl: Duration::from_millis(250),
+            max_entries: 500
+        })
+    );
+    let c = load_ok(&base(&format!("{redis}  cache_ttl: 0s\n")));
+    assert_eq!(c.session.cache, None, "0s turns it off");
+    for bad in ["1001ms", "2s", "1m", "soon"] {
+        let yaml = base(&format!("{redis}  cache_ttl: {bad}\n"));
+        assert_eq!(err_key(&yaml), "session.cache_ttl", "{bad}");
+    }
+    for bad in ["0", "-1", "lots"] {
+        let yaml = base(&format!("{redis}  cache_max_entries: {bad}\n"));
+        assert_eq!(err_key(&yaml), "session.cache_max_entries", "{bad}");
+    }
+    let c = load_ok(&base("session:\n  store: memory\n  cache_ttl: 500ms\n"));
+    assert_eq!(c.session.cache, None);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w == "session.cache_ttl: ignored, session.store is memory"),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]

@@ -107,12 +107,7 @@ impl Sessions {
         let (live, stale) = self.survey(user).await?;
         let mut members = stale;
         members.extend(live.iter().map(|listed| listed.digest.clone()));
-        try_join_all(
-            members
-                .iter()
-                .map(|member| async move { self.store.delete(&self.key_of(member)).await }),
-        )
-        .await?;
+        try_join_all(members.iter().map(|member| self.delete_record(member))).await?;
         if !members.is_empty() {
             self.store
                 .sorted_remove(&self.index_key(user), &members)
@@ -155,7 +150,7 @@ impl Sessions {
 
     /// End the session named by `digest`: its key first (authoritative), then its index entry.
     pub(super) async fn end_digest(&self, user: &str, digest: &str) -> Result<(), StoreError> {
-        self.store.delete(&self.key_of(digest)).await?;
+        self.delete_record(digest).await?;
         self.store
             .sorted_remove(&self.index_key(user), &[digest.to_owned()])
             .await

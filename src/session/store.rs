@@ -67,6 +67,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Check that the backend answers (`PING` for Redis).
     fn ping(&self) -> StoreFuture<'_, ()>;
 
+    /// Send `message` to every replica listening on `channel` (Redis `PUBLISH`; on a Cluster it
+    /// reaches every node's subscribers). The memory store has no other replica to tell.
+    fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()>;
+
     /// Add `member` with `score` to the sorted set under `key` (a member already there takes the
     /// new score), and make the key live at least `ttl` from now: its expiry is extended, never
     /// shortened, and never left unset. Atomic across replicas.

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{self, login, Client, RedisCluster, RedisSentinel, Store, USER_PW};
+use crate::support::{
+    self, login, Client, ConfigOptions, RedisCluster, RedisSentinel, Store, USER_PW,
+};
 
 /// Far above what a failover takes here (a few seconds); only a hang fails it.
 const RECOVERY_BOUND: Duration = Duration::from_secs(30);
@@ -40,7 +42,16 @@ async fn ride_out(client: &mut Client, lost: Instant) -> (usize, Duration) {
 #[tokio::test]
 async fn cluster_primary_loss_is_503_until_its_replica_takes_over_then_the_cookie_works() {
     let mut cluster = RedisCluster::start(3, 1);
-    let (upstream, gateway) = support::setup(Store::Cluster(&cluster)).await;
+    // The store's own failover, so without the session cache (which serves a warm session for
+    // at most cache_ttl, until it learns that its announcements stopped).
+    let (upstream, gateway) = support::setup_with_options(
+        Store::Cluster(&cluster),
+        &ConfigOptions {
+            session: "  cache_ttl: 0s\n",
+            ..ConfigOptions::default()
+        },
+    )
+    .await;
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     assert_eq!(client.get("/api/x").await.status, 200);
@@ -93,7 +104,16 @@ async fn cluster_primary_loss_is_503_until_its_replica_takes_over_then_the_cooki
 #[tokio::test]
 async fn sentinel_failover_is_503_until_the_replica_is_promoted_then_the_cookie_works() {
     let mut sentinel = RedisSentinel::start();
-    let (upstream, gateway) = support::setup(Store::Sentinel(&sentinel)).await;
+    // The store's own failover, so without the session cache (which serves a warm session for
+    // at most cache_ttl, until it learns that its announcements stopped).
+    let (upstream, gateway) = support::setup_with_options(
+        Store::Sentinel(&sentinel),
+        &ConfigOptions {
+            session: "  cache_ttl: 0s\n",
+            ..ConfigOptions::default()
+        },
+    )
+    .await;
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     assert_eq!(client.get("/api/x").await.status, 200);

@@ -115,7 +115,9 @@ async fn an_unused_session_ends_after_the_idle_timeout() {
 async fn the_idle_refresh_does_not_write_on_every_request() {
     let redis = RedisServer::start();
     let (upstream, gateway) =
-        setup_lifetimes(&redis, "  idle_timeout: 10s\n  absolute_timeout: 1h\n").await;
+        // Without the session cache, which is what makes reads rarer (tests/gateway/session_cache.rs).
+        setup_lifetimes(&redis, "  idle_timeout: 10s\n  absolute_timeout: 1h\n  cache_ttl: 0s\n")
+            .await;
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     let key = only_session_key(&redis);

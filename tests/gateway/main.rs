@@ -27,6 +27,7 @@ mod regulation;
 mod reload;
 mod replicas;
 mod session_api;
+mod session_cache;
 mod session_management;
 mod sessions_cli;
 mod smuggling;

@@ -218,8 +218,9 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
     // counters for each admitted one; the success resets its own counter and takes itself back
     // from the other two, then prunes the user's index, adds the session to it and writes the
     // session; the failure starts its ban and resets that window's counter; two session reads;
-    // the logout reads the record (for its user's index), deletes it and its index entry. Pings
-    // come from the health check, on its own clock.
+    // the logout reads the record (for its user's index), deletes it and its index entry, and
+    // announces the end to other replicas (a no-op for the memory store, counted all the same).
+    // Pings come from the health check, on its own clock.
     for (operation, count) in [
         ("ttl", 9.0),
         ("incr", 6.0),
@@ -232,6 +233,7 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
         ("sorted_range", 0.0),
         ("sorted_remove", 1.0),
         ("sorted_remove_through", 1.0),
+        ("publish", 1.0),
     ] {
         let labels = [("operation", operation)];
         let name = "portcullis_store_operation_duration_seconds_count";
@@ -245,7 +247,7 @@ async fn traffic_is_counted_by_outcome_status_class_and_login_result() {
     let labels = [("operation", "ping")];
     let name = "portcullis_store_operation_duration_seconds_count";
     assert!(scrape.value(name, &labels) >= 1.0);
-    assert_eq!(scrape.series("portcullis_store_errors_total").len(), 12);
+    assert_eq!(scrape.series("portcullis_store_errors_total").len(), 13);
     assert_eq!(scrape.value("portcullis_store_up", &[]), 1.0);
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Method;
 
-use crate::support::{self, login, RedisServer, Store, USER_PW};
+use crate::support::{self, login, ConfigOptions, RedisServer, Store, USER_PW};
 
 #[tokio::test]
 async fn frozen_redis_fails_closed_and_public_routes_keep_working() {
@@ -62,7 +62,16 @@ async fn frozen_redis_fails_closed_and_public_routes_keep_working() {
 #[tokio::test]
 async fn protected_request_with_a_valid_cookie_is_503_within_1_5_s_while_redis_is_frozen() {
     let redis = RedisServer::start();
-    let (upstream, gateway) = support::setup(Store::Redis(&redis)).await;
+    // The store path itself; with the session cache on, see
+    // session_cache::a_frozen_redis_empties_the_cache_and_requests_get_503.
+    let (upstream, gateway) = support::setup_with_options(
+        Store::Redis(&redis),
+        &ConfigOptions {
+            session: "  cache_ttl: 0s\n",
+            ..ConfigOptions::default()
+        },
+    )
+    .await;
     let mut client = gateway.client();
     login(&mut client, "user", USER_PW).await;
     assert_eq!(client.get("/api/x").await.status, 200);

@@ -98,6 +98,13 @@ async fn sessions_revoke_by_handle_or_all_ends_sessions_the_gateway_then_refuses
     let mut admin = login_with_agent(&gateway, "admin", ADMIN_PW, "d").await;
     let handle_a = cookie_digest(&a.cookie("gw_sid").unwrap())[..32].to_owned();
     let handle_admin = cookie_digest(&admin.cookie("gw_sid").unwrap())[..32].to_owned();
+    assert_eq!(
+        a.get("/api/x").await.status,
+        200,
+        "now in the gateway's cache"
+    );
+    let invalidations = || gateway.state.metrics.cache().invalidations.get();
+    let heard = invalidations();
 
     let output = run_to_end(
         &yaml,
@@ -112,6 +119,15 @@ async fn sessions_revoke_by_handle_or_all_ends_sessions_the_gateway_then_refuses
         "{}",
         stdout(&output)
     );
+    // The command announces the revocation: the gateway evicts the session from its cache.
+    let announced = std::time::Instant::now();
+    while invalidations() == heard {
+        assert!(
+            announced.elapsed() < std::time::Duration::from_secs(1),
+            "the gateway hears of the revocation within 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(a.get("/api/x").await.status, 401, "revoked on the gateway");
     assert_eq!(b.get("/api/x").await.status, 200);
 

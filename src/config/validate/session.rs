@@ -7,10 +7,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::{boolean, count, invalid, is_tchar, positive_duration};
+use super::{boolean, count, duration, invalid, is_tchar, positive_duration};
 use crate::config::file::{RawCookie, RawSession};
 use crate::config::{
-    ConfigError, CookieConfig, Secret, SessionConfig, StoreConfig, MIN_SECRET_LEN,
+    ConfigError, CookieConfig, Secret, SessionCacheConfig, SessionConfig, StoreConfig,
+    MAX_CACHE_TTL, MIN_SECRET_LEN,
 };
 
 /// Validate `session`; `tls` and `public_https` decide what `cookie.secure: auto` means, and
@@ -114,8 +115,54 @@ pub(super) fn session(
             .map(|n| count("session.max_per_user", n))
             .transpose()?,
         bearer: boolean("session.bearer", &raw.bearer)?,
+        cache: cache(raw, redis, warnings)?,
     })
 }
+
+/// `session.cache_ttl` and `session.cache_max_entries`: on by default with Redis; the memory
+/// store has nothing to cache.
+fn cache(
+    raw: &RawSession,
+    redis: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<SessionCacheConfig>, ConfigError> {
+    let ttl = match raw.cache_ttl.as_deref() {
+        Some(text) => duration("session.cache_ttl", text)?,
+        None => MAX_CACHE_TTL,
+    };
+    if ttl > MAX_CACHE_TTL {
+        return Err(invalid(
+            "session.cache_ttl",
+            "must not exceed 1s: a session ended on one replica must be refused by every \
+             replica within 1s, even one that missed the news",
+        ));
+    }
+    let max_entries = match raw.cache_max_entries.as_deref() {
+        Some(text) => count("session.cache_max_entries", text)?,
+        None => DEFAULT_CACHE_MAX_ENTRIES,
+    };
+    if !redis {
+        for (key, set) in [
+            ("session.cache_ttl", raw.cache_ttl.is_some()),
+            ("session.cache_max_entries", raw.cache_max_entries.is_some()),
+        ] {
+            if set {
+                warnings.push(format!("{key}: ignored, session.store is memory"));
+            }
+        }
+        return Ok(None);
+    }
+    if ttl.is_zero() {
+        return Ok(None);
+    }
+    Ok(Some(SessionCacheConfig {
+        ttl,
+        max_entries: u64::try_from(max_entries).unwrap_or(u64::MAX),
+    }))
+}
+
+/// `session.cache_max_entries` when not set.
+const DEFAULT_CACHE_MAX_ENTRIES: usize = 100_000;
 
 /// `secure_auto` is what `secure: auto` resolves to (a TLS listener or an https `public_url`).
 fn cookie(

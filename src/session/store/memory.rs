@@ -181,6 +181,10 @@ impl SessionStore for MemoryStore {
         Box::pin(async move { Ok(()) })
     }
 
+    fn publish<'a>(&'a self, _channel: &'a str, _message: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move { Ok(()) })
+    }
+
     fn sorted_add<'a>(
         &'a self,
         key: &'a str,

@@ -69,6 +69,13 @@ impl SessionStore for MeteredStore {
         self.timed(StoreOperation::Ttl, self.inner.ttl(key))
     }
 
+    fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()> {
+        self.timed(
+            StoreOperation::Publish,
+            self.inner.publish(channel, message),
+        )
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.timed(StoreOperation::Ping, self.inner.ping())
     }
@@ -124,6 +131,7 @@ mod tests {
         assert!(store.ttl("k").await.unwrap().is_some());
         store.delete("k").await.unwrap();
         store.ping().await.unwrap();
+        store.publish("c", "m").await.unwrap();
         store.sorted_add("z", "m", 1, ttl).await.unwrap();
         assert_eq!(store.sorted_range("z").await.unwrap().len(), 1);
         store.sorted_remove("z", &["m".to_owned()]).await.unwrap();

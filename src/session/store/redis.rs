@@ -15,8 +15,11 @@ use redis::{Client, RedisError, Script, Value};
 use super::{SessionStore, StoreError, StoreFuture};
 use crate::config::RedisConfig;
 
+mod listen;
 mod sentinel;
 mod topology;
+
+pub use listen::listen;
 
 use topology::{Connection, Request};
 
@@ -207,6 +210,15 @@ impl SessionStore for RedisStore {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let _: String = self.run(redis::cmd("PING")).await?;
+            Ok(())
+        })
+    }
+
+    fn publish<'a>(&'a self, channel: &'a str, message: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(redis::cmd("PUBLISH").arg(channel).arg(message).clone())
+                .await?;
             Ok(())
         })
     }

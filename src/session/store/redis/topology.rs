@@ -9,10 +9,10 @@
 //!
 //! None of them connects before its first command, so start-up never waits for Redis.
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue,
     IntoConnectionInfo, RedisResult, ScriptInvocation, TlsCertificates, TlsMode,
@@ -20,7 +20,7 @@ use redis::{
 use std::time::Duration;
 
 use super::sentinel::SentinelConnection;
-use crate::config::{RedisConfig, RedisTopology};
+use crate::config::{RedisConfig, RedisTopology, Secret};
 
 /// A live (or lazily connecting) connection to the configured deployment.
 #[derive(Clone)]
@@ -95,42 +95,7 @@ impl Connection {
                 ))
             }
             RedisTopology::Sentinel { master_name, nodes } => {
-                let nodes = nodes
-                    .iter()
-                    .map(|url| url.expose().as_str().into_connection_info())
-                    .collect::<RedisResult<Vec<ConnectionInfo>>>()?;
-                // Validation made every node agree on scheme and credentials.
-                let first = nodes[0].clone();
-                let tls = matches!(first.addr(), ConnectionAddr::TcpTls { .. });
-                let mut builder = SentinelClientBuilder::new(
-                    nodes.into_iter().map(|info| info.addr().clone()),
-                    master_name,
-                    SentinelServerType::Master,
-                )?;
-                let sentinel_auth = first.redis_settings();
-                if let Some(username) = sentinel_auth.username() {
-                    builder = builder.set_client_to_sentinel_username(username);
-                }
-                if let Some(password) = sentinel_auth.password() {
-                    builder = builder.set_client_to_sentinel_password(password);
-                }
-                if let Some(username) = &config.username {
-                    builder = builder.set_client_to_redis_username(username.expose());
-                }
-                if let Some(password) = &config.password {
-                    builder = builder.set_client_to_redis_password(password.expose());
-                }
-                if tls {
-                    // The primary speaks TLS when its sentinels do.
-                    builder = builder
-                        .set_client_to_sentinel_tls_mode(TlsMode::Secure)
-                        .set_client_to_redis_tls_mode(TlsMode::Secure);
-                    if let Some(pem) = &config.ca_pem {
-                        builder = builder
-                            .set_client_to_sentinel_certificates(certificates(pem))
-                            .set_client_to_redis_certificates(certificates(pem));
-                    }
-                }
+                let client = sentinel_client(master_name, nodes, config)?;
                 let primary_config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(connect_timeout))
                     .set_response_timeout(Some(timeout));
@@ -138,7 +103,7 @@ impl Connection {
                 // connection itself: each a connect and a reply.
                 let lookup_timeout = (connect_timeout + timeout) * 3;
                 Ok(Self::Sentinel(SentinelConnection::new(
-                    builder.build()?,
+                    client,
                     primary_config,
                     lookup_timeout,
                 )))
@@ -154,6 +119,97 @@ impl Connection {
             Self::Sentinel(conn) => conn.send(request).await,
         }
     }
+}
+
+/// Where the listener for ended sessions subscribes ([`super::listen`]). Redis delivers a
+/// `PUBLISH` to the subscribers of every node (a Cluster's nodes pass it on to each other, and
+/// a primary to its replicas), so any one node of the deployment will do.
+pub(super) enum Subscriber {
+    /// One of these servers: the one server, or a Cluster's configured nodes, tried in turn.
+    Servers(Vec<Client>),
+    /// The primary the sentinels name at each connect.
+    Sentinel(Box<tokio::sync::Mutex<SentinelClient>>),
+}
+
+impl Subscriber {
+    /// Clients for the deployment `config` describes, without connecting.
+    pub(super) fn open(config: &RedisConfig) -> RedisResult<Self> {
+        let server = |url: &str| -> RedisResult<Client> {
+            let info = with_credentials(url.into_connection_info()?, config);
+            match &config.ca_pem {
+                Some(pem) => Client::build_with_tls(info, certificates(pem)),
+                None => Client::open(info),
+            }
+        };
+        match &config.topology {
+            RedisTopology::Standalone(url) => Ok(Self::Servers(vec![server(url.expose())?])),
+            RedisTopology::Cluster(urls) => Ok(Self::Servers(
+                urls.iter()
+                    .map(|url| server(url.expose()))
+                    .collect::<RedisResult<_>>()?,
+            )),
+            RedisTopology::Sentinel { master_name, nodes } => Ok(Self::Sentinel(Box::new(
+                tokio::sync::Mutex::new(sentinel_client(master_name, nodes, config)?),
+            ))),
+        }
+    }
+
+    /// A subscriber connection for the `attempt`th try (which picks the node).
+    pub(super) async fn connect(&self, attempt: usize) -> RedisResult<PubSub> {
+        match self {
+            Self::Servers(clients) => clients[attempt % clients.len()].get_async_pubsub().await,
+            Self::Sentinel(sentinel) => {
+                let client = sentinel.lock().await.async_get_client().await?;
+                client.get_async_pubsub().await
+            }
+        }
+    }
+}
+
+/// A client that asks the sentinels at `nodes` for the primary they call `master_name`, and
+/// connects to it with `config`'s credentials (and TLS when the sentinels speak it).
+fn sentinel_client(
+    master_name: &str,
+    nodes: &[Secret<String>],
+    config: &RedisConfig,
+) -> RedisResult<SentinelClient> {
+    let nodes = nodes
+        .iter()
+        .map(|url| url.expose().as_str().into_connection_info())
+        .collect::<RedisResult<Vec<ConnectionInfo>>>()?;
+    // Validation made every node agree on scheme and credentials.
+    let first = nodes[0].clone();
+    let tls = matches!(first.addr(), ConnectionAddr::TcpTls { .. });
+    let mut builder = SentinelClientBuilder::new(
+        nodes.into_iter().map(|info| info.addr().clone()),
+        master_name,
+        SentinelServerType::Master,
+    )?;
+    let sentinel_auth = first.redis_settings();
+    if let Some(username) = sentinel_auth.username() {
+        builder = builder.set_client_to_sentinel_username(username);
+    }
+    if let Some(password) = sentinel_auth.password() {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    if let Some(username) = &config.username {
+        builder = builder.set_client_to_redis_username(username.expose());
+    }
+    if let Some(password) = &config.password {
+        builder = builder.set_client_to_redis_password(password.expose());
+    }
+    if tls {
+        // The primary speaks TLS when its sentinels do.
+        builder = builder
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+            .set_client_to_redis_tls_mode(TlsMode::Secure);
+        if let Some(pem) = &config.ca_pem {
+            builder = builder
+                .set_client_to_sentinel_certificates(certificates(pem))
+                .set_client_to_redis_certificates(certificates(pem));
+        }
+    }
+    builder.build()
 }
 
 /// A lazily connecting manager for one server; it reconnects on its own after an error.
