@@ -212,9 +212,13 @@ async fn dispatch(
     }
     match route {
         Route::SessionApi(endpoint) => {
-            session_api::handle(state, conn, request, endpoint, &path, ctx)
-                .await
-                .map(|response| Reply::Own(response, Outcome::Own))
+            // The session API and forward-auth futures are boxed: every proxied request's
+            // future would otherwise be as large as theirs, and is moved several times.
+            Box::pin(session_api::handle(
+                state, conn, request, endpoint, &path, ctx,
+            ))
+            .await
+            .map(|response| Reply::Own(response, Outcome::Own))
         }
         Route::ForwardAuth => {
             let original = forward_auth::describe(state, &conn, &request)?;
@@ -223,7 +227,7 @@ async fn dispatch(
             if route_path(&original.path, own) != Route::Gateway {
                 return Err(RequestError::NotFound);
             }
-            forward_auth::decide(state, &request, original, ctx)
+            Box::pin(forward_auth::decide(state, &request, original, ctx))
                 .await
                 .map(|response| Reply::Own(response, Outcome::Allowed))
         }

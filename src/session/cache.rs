@@ -161,6 +161,18 @@ impl SessionCache {
             self.metrics.hits.inc();
             return Ok(entry);
         }
+        // Boxed: the shared load is several kilobytes of future state that every request's
+        // future would otherwise carry (and copy), although only a miss needs it.
+        Box::pin(self.load_shared(digest, load)).await
+    }
+
+    /// A miss: read with `load`, shared by the concurrent misses on `digest`, and keep what was
+    /// read unless an invalidation raced with it.
+    async fn load_shared(
+        &self,
+        digest: &str,
+        load: impl Future<Output = Result<Option<SessionRecord>, StoreError>>,
+    ) -> Result<Arc<Entry>, StoreError> {
         self.metrics.misses.inc();
         let generation = self.generation();
         let loaded = self
