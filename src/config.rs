@@ -449,7 +449,7 @@ pub struct AdminConfig {
 }
 
 /// Client connection limits (`keepalive_timeout`, `header_read_timeout`,
-/// `tls_handshake_timeout`, `max_connections`).
+/// `tls_handshake_timeout`, `max_connections`, `workers`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Idle keep-alive connections are closed after this long.
@@ -461,6 +461,9 @@ pub struct ServerConfig {
     /// Most client connections open at once on the proxy listener; past it, new connections
     /// wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Threads serving client connections, each with its own single-threaded runtime and
+    /// upstream connection pool (`auto`: one per CPU the process may use).
+    pub workers: usize,
 }
 
 /// `cors`: browsers on these origins may call with credentials.

@@ -80,10 +80,11 @@ pub struct BodyIdle;
 /// The request body type sent upstream.
 pub type UpstreamBody = TimedBody<Incoming>;
 
-/// The configured upstream and a pooled client for it.
+/// The configured upstream and pooled clients for it: one per connection worker, so that a
+/// request and the upstream connection it travels on are served by the same thread.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<UpstreamConnector, UpstreamBody>,
+    clients: Arc<[Client<UpstreamConnector, UpstreamBody>]>,
     scheme: Scheme,
     authority: Authority,
     prefix: String,
@@ -92,16 +93,21 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A client for `config.url` with its timeouts and pool settings.
-    pub fn new(config: &UpstreamConfig) -> Self {
+    /// Clients for `config.url` with its timeouts and pool settings, one per worker.
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Self {
         let scheme = config.url.scheme().cloned().unwrap_or(Scheme::HTTP);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .build(UpstreamConnector::new(config, scheme == Scheme::HTTPS));
+        let connector = UpstreamConnector::new(config, scheme == Scheme::HTTPS);
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(config.pool_idle_timeout)
+                    .build(connector.clone())
+            })
+            .collect();
         let prefix = config.url.path().trim_end_matches('/').to_owned();
         Self {
-            client,
+            clients,
             scheme,
             authority: config
                 .url
@@ -143,11 +149,13 @@ impl Upstream {
     /// its body streaming under the idle timeout. With `websocket_handshake` (the request is a
     /// WebSocket handshake, forwarded with its upgrade headers), a `101` to WebSocket is a valid
     /// answer; it keeps the upstream side of the upgrade in its extensions
-    /// ([`hyper::upgrade::on`]).
+    /// ([`hyper::upgrade::on`]). `worker` picks the connection pool: the one of the worker
+    /// serving the client connection, whose thread also runs the upstream connections it opens.
     pub async fn send(
         &self,
         request: Request<Incoming>,
         websocket_handshake: bool,
+        worker: usize,
     ) -> Result<Response<Body>, ForwardError> {
         let progress = Arc::new(Progress::new());
         let (parts, body) = request.into_parts();
@@ -155,7 +163,8 @@ impl Upstream {
             progress.finish();
         }
         let body = TimedBody::new(body, self.idle_timeout, Some(Arc::clone(&progress)));
-        let exchange = self.client.request(Request::from_parts(parts, body));
+        let client = &self.clients[worker % self.clients.len()];
+        let exchange = client.request(Request::from_parts(parts, body));
         tokio::pin!(exchange);
         let result = loop {
             if progress.finished() {

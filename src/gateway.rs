@@ -92,7 +92,7 @@ pub async fn proxy(
     );
     ctx.user = identity.map(|identity| identity.user);
     let started = Instant::now();
-    let response = state.upstream.send(request, handshake).await;
+    let response = state.upstream.send(request, handshake, conn.worker).await;
     state.metrics.observe_upstream(started.elapsed());
     let mut response = response?;
     headers::clean_response(response.headers_mut(), state.sessions.cookie_name());

@@ -1,7 +1,11 @@
 //! Listeners, the accept loops, per-connection TLS and HTTP, and graceful shutdown.
 //!
 //! Binding is separate from running so that tests (and `--check-config`) can bind port 0 and read
-//! the address back. Each connection is served in its own task; the TLS handshake happens inside
+//! the address back. The accept loop hands each client connection to one of `workers` threads
+//! ([`Workers`]), round robin; each runs a single-threaded runtime that serves its connections
+//! whole, with its own upstream connection pool, so a request, its upstream exchange and their
+//! wake-ups stay on one thread (as in nginx's worker processes) instead of crossing threads at
+//! every step. Each connection is served in its own task; the TLS handshake happens inside
 //! that task, under a timeout, so a slow handshake never blocks the accept loop. The handshake
 //! uses the TLS config current when it starts ([`ListenerTls`]), which a file watcher (and
 //! SIGHUP, through [`Listeners::tls`]) replaces when the certificate files change.
@@ -20,7 +24,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, ServerConfig};
 use crate::response::Body;
@@ -138,13 +142,12 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
     );
 
     let slots = Arc::new(Semaphore::new(state.config.server.max_connections));
+    let mut workers = Workers::start(&state, tls.as_ref(), &http);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = accept_within(&proxy, &slots) => match accepted {
-                Ok((stream, peer, slot)) => {
-                    serve_proxy(stream, peer, slot, tls.clone(), &state, &http, &graceful);
-                }
+                Ok((stream, peer, slot)) => workers.hand_off(stream, peer, slot, &graceful),
                 Err(err) => accept_failed(err).await,
             },
             accepted = admin.accept() => match accepted {
@@ -165,7 +168,7 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
         loop {
             tokio::select! {
                 accepted = accept_within(&proxy, &slots) => if let Ok((stream, peer, slot)) = accepted {
-                    serve_proxy(stream, peer, slot, tls.clone(), &state, &http, &graceful);
+                    workers.hand_off(stream, peer, slot, &graceful);
                 },
                 accepted = admin.accept() => if let Ok((stream, _)) = accepted {
                     serve_admin(stream, &state, &http, &graceful);
@@ -193,6 +196,126 @@ pub async fn run(listeners: Listeners, state: Arc<AppState>, shutdown: impl Futu
     state.tunnels.close_all();
     // Closing a tunnel only drops its two sockets; wait for that, briefly, so none outlives `run`.
     let _ = tokio::time::timeout(TUNNEL_CLOSE_WAIT, state.tunnels.all_closed()).await;
+    // Every connection is done (or past the grace period): the workers end what is left.
+    workers.stop().await;
+}
+
+/// A client connection on its way to a worker.
+struct Handoff {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    watcher: Watcher,
+}
+
+/// The connection workers: threads with a single-threaded runtime each, fed by the accept loop.
+/// Dropping them (or [`Workers::stop`]) closes their queues; each thread then drops its runtime,
+/// ending what still runs there (idle upstream connections, connections past the grace period).
+struct Workers {
+    queues: Vec<mpsc::UnboundedSender<Handoff>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    next: usize,
+}
+
+impl Workers {
+    /// Start `server.workers` threads serving proxy connections with `state`.
+    fn start(
+        state: &Arc<AppState>,
+        tls: Option<&Arc<ListenerTls>>,
+        http: &auto::Builder<TokioExecutor>,
+    ) -> Self {
+        let count = state.config.server.workers.max(1);
+        let mut queues = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for worker in 0..count {
+            let (queue, mut handoffs) = mpsc::unbounded_channel::<Handoff>();
+            let (state, tls, http) = (Arc::clone(state), tls.cloned(), http.clone());
+            let thread =
+                std::thread::Builder::new()
+                    .name(format!("portcullis-worker-{worker}"))
+                    .spawn(move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("cannot start a worker's Tokio runtime");
+                        runtime.block_on(async move {
+                        while let Some(handoff) = handoffs.recv().await {
+                            let Handoff { stream, peer, slot, watcher } = handoff;
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => serve_proxy(
+                                    stream,
+                                    peer,
+                                    slot,
+                                    tls.clone(),
+                                    &state,
+                                    &http,
+                                    watcher,
+                                    worker,
+                                ),
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "cannot take over a connection");
+                                }
+                            }
+                        }
+                    });
+                    })
+                    .expect("cannot start a connection worker thread");
+            queues.push(queue);
+            threads.push(thread);
+        }
+        Self {
+            queues,
+            threads,
+            next: 0,
+        }
+    }
+
+    /// Give an accepted connection to the next worker, round robin (skipping a worker that is
+    /// gone, which only a panic outside any request could cause).
+    fn hand_off(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        graceful: &GracefulShutdown,
+    ) {
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot hand over a connection");
+                return;
+            }
+        };
+        let mut handoff = Handoff {
+            stream,
+            peer,
+            slot,
+            watcher: graceful.watcher(),
+        };
+        for _ in 0..self.queues.len() {
+            let queue = &self.queues[self.next];
+            self.next = (self.next + 1) % self.queues.len();
+            match queue.send(handoff) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => handoff = back,
+            }
+        }
+        tracing::error!("no connection worker is running; connection closed");
+    }
+
+    /// Close the queues and wait, briefly, for the threads to end.
+    async fn stop(self) {
+        let Self {
+            queues, threads, ..
+        } = self;
+        drop(queues);
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = tokio::time::timeout(TUNNEL_CLOSE_WAIT, joined).await;
+    }
 }
 
 /// A background task that ends with its owner.
@@ -247,6 +370,8 @@ async fn accept_failed(err: std::io::Error) {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }
 
+/// Serve one client connection in a task of the current (worker's) runtime.
+#[allow(clippy::too_many_arguments)]
 fn serve_proxy(
     stream: TcpStream,
     peer: SocketAddr,
@@ -254,12 +379,12 @@ fn serve_proxy(
     tls: Option<Arc<ListenerTls>>,
     state: &Arc<AppState>,
     http: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
+    watcher: Watcher,
+    worker: usize,
 ) {
     let _ = stream.set_nodelay(true);
     let state = Arc::clone(state);
     let http = http.clone();
-    let watcher = graceful.watcher();
     tokio::spawn(async move {
         // Held for the connection's whole life, TLS handshake included.
         let _slot = slot;
@@ -267,6 +392,7 @@ fn serve_proxy(
         let conn = ConnInfo {
             peer,
             tls: tls.is_some(),
+            worker,
         };
         let timeouts = state.config.server.clone();
         let handler = {
@@ -325,7 +451,8 @@ async fn serve_io<I, H, F>(
         let conn_state = Arc::clone(&conn_state);
         service_fn(move |request| {
             let in_flight = conn_state.request_started();
-            let response = handler(request);
+            // Boxed once here, so hyper moves a pointer instead of the handler's whole future.
+            let response = Box::pin(handler(request));
             let conn_state = Arc::clone(&conn_state);
             async move {
                 let response = response.await;

@@ -65,6 +65,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The connection worker serving it (which upstream pool its requests use).
+    pub worker: usize,
 }
 
 /// The store could not be set up (a Redis URL or CA file the redis crate refused).
@@ -118,7 +120,7 @@ impl AppState {
                 .upstream_check
                 .as_ref()
                 .map(UpstreamCheck::new),
-            upstream: Upstream::new(&config.upstream),
+            upstream: Upstream::new(&config.upstream, config.server.workers),
             metrics,
             tunnels: Tunnels::new(config.upstream.websocket_max_lifetime),
             draining: AtomicBool::new(false),

@@ -105,6 +105,9 @@ pub(crate) struct RawConfig {
     /// Most client connections open at once on the proxy listener (count).
     #[serde(default = "default_max_connections")]
     pub max_connections: String,
+    /// Threads serving client connections (count, or `auto`: one per CPU).
+    #[serde(default = "default_workers")]
+    pub workers: String,
 }
 
 /// `tls`.
@@ -491,6 +494,9 @@ fn default_tls_handshake_timeout() -> String {
 }
 fn default_max_connections() -> String {
     "10000".into()
+}
+fn default_workers() -> String {
+    "auto".into()
 }
 fn default_connect_timeout() -> String {
     "2s".into()

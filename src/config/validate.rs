@@ -108,6 +108,10 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
             &raw.tls_handshake_timeout,
         )?,
         max_connections: count("max_connections", &raw.max_connections)?,
+        workers: match raw.workers.as_str() {
+            "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            text => count("workers", text)?,
+        },
     };
     let (cors, csrf) = browser::cors_and_csrf(&raw.cors, &raw.csrf)?;
     let login = browser::login(

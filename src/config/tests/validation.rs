@@ -559,3 +559,18 @@ fn shadowed_rules_warn_naming_both() {
     ));
     assert!(!c.warnings.iter().any(|w| w.contains("never reached")));
 }
+
+#[test]
+fn workers_is_auto_by_default_a_count_otherwise() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(load_ok(&base("")).server.workers, cpus);
+    assert_eq!(load_ok(&base("workers: auto\n")).server.workers, cpus);
+    assert_eq!(load_ok(&base("workers: 3\n")).server.workers, 3);
+    for bad in ["0", "-1", "two", "1.5"] {
+        assert_eq!(
+            err_key(&base(&format!("workers: \"{bad}\"\n"))),
+            "workers",
+            "{bad}"
+        );
+    }
+}
