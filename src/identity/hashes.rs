@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::oneshot;
 
 use super::LoginError;
@@ -226,6 +227,14 @@ pub fn credential_fingerprint(password_hash: &str) -> String {
 /// Whether `password` matches `hash` (argon2 or bcrypt). bcrypt reads at most 72 bytes of a
 /// password, as every bcrypt implementation does (`htpasswd` included), so hashes it made verify.
 pub fn verify_now(password: &str, hash: &str) -> bool {
+    verify_in(&mut Vec::new(), password, hash)
+}
+
+/// [`verify_now`] with `memory` as argon2's working memory, grown as the hash needs and kept by
+/// the caller for the next call. The hashing threads each keep one: allocating and freeing
+/// tens of MiB per login left freed blocks in many allocator arenas, so a login storm used to
+/// leave hundreds of MiB resident; reused, it is one block per thread.
+fn verify_in(memory: &mut Vec<Block>, password: &str, hash: &str) -> bool {
     if hash.starts_with("$2") {
         return matches!(Scheme::of(hash), Ok(Scheme::Bcrypt { .. }))
             && bcrypt::verify(password, hash).unwrap_or(false);
@@ -233,9 +242,36 @@ pub fn verify_now(password: &str, hash: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut computed,
+            &mut memory[..blocks],
+        )
         .is_ok()
+        && bool::from(computed.ct_eq(expected.as_bytes()))
 }
 
 type Job = (String, String, oneshot::Sender<bool>);
@@ -261,18 +297,21 @@ impl Hasher {
             let done = Arc::clone(&verifications);
             std::thread::Builder::new()
                 .name(format!("portcullis-hash-{n}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((password, hash, reply)) = job else {
-                        return;
-                    };
-                    let matches = verify_now(&password, &hash);
-                    // Counted before the answer is sent: whoever got the answer sees the count.
-                    done.fetch_add(1, Ordering::Relaxed);
-                    let _ = reply.send(matches);
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((password, hash, reply)) = job else {
+                            return;
+                        };
+                        let matches = verify_in(&mut memory, &password, &hash);
+                        // Counted before the answer is sent: whoever got the answer sees the count.
+                        done.fetch_add(1, Ordering::Relaxed);
+                        let _ = reply.send(matches);
+                    }
                 })
                 .expect("cannot start a password hashing thread");
         }
@@ -301,9 +340,38 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier as _;
 
     fn argon2(algorithm: Algorithm, m: u32, t: u32) -> String {
         argon2_hash("pw", algorithm, Params::new(m, t, 1, None).unwrap())
+    }
+
+    #[test]
+    fn reused_memory_verifies_as_the_crate_does_across_parameters() {
+        let mut memory = Vec::new();
+        for (algorithm, m, t) in [
+            (Algorithm::Argon2id, 256, 2),
+            (Algorithm::Argon2i, 64, 1),
+            (Algorithm::Argon2d, 512, 3),
+            (Algorithm::Argon2id, 64, 1),
+        ] {
+            let hash = argon2(algorithm, m, t);
+            let parsed = PasswordHash::new(&hash).unwrap();
+            for password in ["pw", "pw ", "wrong", ""] {
+                let expected = Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(
+                    verify_in(&mut memory, password, &hash),
+                    expected,
+                    "{hash} {password:?}"
+                );
+            }
+        }
+        assert_eq!(memory.len(), 512, "grown to the largest hash, and kept");
+        let truncated = argon2(Algorithm::Argon2id, 64, 1);
+        let truncated = &truncated[..truncated.len() - 4];
+        assert!(!verify_in(&mut memory, "pw", truncated));
     }
 
     #[test]
