@@ -32,10 +32,11 @@ impl RequestId {
         Self::generate()
     }
 
-    /// A new random id: 32 lower-case hex digits.
+    /// A new random id: 32 lower-case hex digits, from the thread's CSPRNG (seeded from the
+    /// OS), so a request costs no `getrandom` system call.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
-        getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
+        rand::fill(&mut bytes);
         let hex = bytes::Bytes::from(hex::encode(bytes));
         Self(HeaderValue::from_maybe_shared(hex).expect("hex is a valid header value"))
     }
