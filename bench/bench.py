@@ -30,7 +30,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "portcullis")
+DEFAULT_BINARY = os.path.join(ROOT, "target", "release", "portcullis")
+BINARY = DEFAULT_BINARY
 BODY = '{"id":42,"name":"widget","tags":["a","b"],"price":9.99}'
 USER = "bench"
 KEY_PREFIX = "portcullis:"
@@ -389,25 +390,25 @@ regulation:
               f" {report['rss_1000_conns_kib'] / 1024:.1f} MiB ({report['rss_1000_conns_ok']} answered 200;"
               f" nginx proxy, all processes: {report['nginx_rss_1000_conns_kib'] / 1024:.1f} MiB)", flush=True)
 
+        targets = {
+            "direct": lambda: self.measure("upstream direct", direct, 200),
+            "nginx": lambda: self.measure("nginx proxy_pass", via_nginx, 200),
+            "auth": lambda: self.measure("portcullis authenticated", via_portcullis, 200, store=True,
+                                         headers=[f"Cookie: {cookie}"]),
+            "nocache": lambda: self.measure("portcullis, cache off", via_nocache, 200, store=True,
+                                            headers=[f"Cookie: {cookie}"]),
+            "nocookie": lambda: self.measure("portcullis no cookie", via_portcullis, 401, store=True),
+            "forged": lambda: self.measure("portcullis forged cookie", via_portcullis, 401, store=True,
+                                           headers=[f"Cookie: {forged}"]),
+            "login": lambda: self.measure("portcullis login", login_url, 201, store=True, method="POST",
+                                          connections=a.login_connections,
+                                          body=json.dumps({"username": USER, "password": self.password})),
+            "storm": lambda: self.storm(via_portcullis, cookie, login_url),
+        }
+        chosen = [t for t in a.targets.split(",") if t != "storm" or a.login_rate]
         for r in range(a.rounds):
             print(f"round {r + 1} of {a.rounds}", flush=True)
-            rows = [
-                self.measure("upstream direct", direct, 200),
-                self.measure("nginx proxy_pass", via_nginx, 200),
-                self.measure("portcullis authenticated", via_portcullis, 200, store=True,
-                             headers=[f"Cookie: {cookie}"]),
-                self.measure("portcullis, cache off", via_nocache, 200, store=True,
-                             headers=[f"Cookie: {cookie}"]),
-                self.measure("portcullis no cookie", via_portcullis, 401, store=True),
-                self.measure("portcullis forged cookie", via_portcullis, 401, store=True,
-                             headers=[f"Cookie: {forged}"]),
-                self.measure("portcullis login", login_url, 201, store=True, method="POST",
-                             connections=a.login_connections,
-                             body=json.dumps({"username": USER, "password": self.password})),
-            ]
-            if a.login_rate:
-                rows.append(self.storm(via_portcullis, cookie, login_url))
-            report["rounds"].append(rows)
+            report["rounds"].append([targets[t]() for t in chosen])
         report["rss_peak_kib"] = self.rss_kib(gateway.pid, "VmHWM")
 
         if a.scale:
@@ -452,6 +453,9 @@ def machine():
     }
 
 
+TARGETS = ["direct", "nginx", "auth", "nocache", "nocookie", "forged", "login", "storm"]
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 
@@ -480,18 +484,18 @@ def summarize(report):
         )
     out = ["\n".join(lines), ""]
     storms = [next((r for r in rnd if r["target"] == "portcullis during logins"), None) for rnd in rounds]
-    quiet = [next(r for r in rnd if r["target"] == "portcullis authenticated") for rnd in rounds]
-    if all(storms):
+    quiet = [next((r for r in rnd if r["target"] == "portcullis authenticated"), None) for rnd in rounds]
+    if all(storms) and all(quiet):
         out.append(
             f"Login storm: proxied p99 during logins / quiet p99 = "
             f"{median([s['p99'] / q['p99'] for s, q in zip(storms, quiet)]):.2f} (median of rounds; "
             f"{median([s['logins_per_sec'] for s in storms]):.1f} logins/s completed)")
-    auth = [next(r for r in rnd if r["target"] == "portcullis authenticated") for rnd in rounds]
-    gets = [r["redis_by_command"].get("get", 0) for r in auth]
-    writes = [sum(v for k, v in r["redis_by_command"].items() if k not in ("get", "ping")) for r in auth]
-    out.append(
-        f"Authenticated with the cache: GETs per {report['settings']['duration']} s run {gets}, other"
-        f" commands besides PING {writes}, PINGs {[r['redis_by_command'].get('ping', 0) for r in auth]}.")
+    if all(quiet):
+        gets = [r["redis_by_command"].get("get", 0) for r in quiet]
+        writes = [sum(v for k, v in r["redis_by_command"].items() if k not in ("get", "ping")) for r in quiet]
+        out.append(
+            f"Authenticated with the cache: GETs per {report['settings']['duration']} s run {gets}, other"
+            f" commands besides PING {writes}, PINGs {[r['redis_by_command'].get('ping', 0) for r in quiet]}.")
     out.append(
         f"RSS: idle {report['rss_idle_kib'] / 1024:.1f} MiB, after one login "
         f"{report['rss_after_login_kib'] / 1024:.1f} MiB; 1,000 open keep-alive connections "
@@ -527,7 +531,18 @@ def main():
                         help="sessions in Redis for the scale figure (0: skip; default 1000000)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="comma-separated subset of " + ",".join(TARGETS) + " (direct and nginx are always run)")
+    parser.add_argument("--binary", default=DEFAULT_BINARY,
+                        help="the portcullis binary (default: the release build), e.g. to compare two builds")
     args = parser.parse_args()
+    wanted = [t for t in args.targets.split(",") if t]
+    unknown = set(wanted) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    args.targets = ",".join(t for t in TARGETS if t in wanted or t in ("direct", "nginx"))
+    global BINARY
+    BINARY = args.binary
     if not os.access(BINARY, os.X_OK):
         sys.exit(f"{BINARY} missing: run bench/run.sh, which builds it")
     bench = Bench(args)
