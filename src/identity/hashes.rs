@@ -276,6 +276,22 @@ fn verify_in(memory: &mut Vec<Block>, password: &str, hash: &str) -> bool {
 
 type Job = (String, String, oneshot::Sender<bool>);
 
+/// The niceness of the hashing threads: the lowest CPU priority.
+pub const HASH_NICENESS: i32 = 19;
+
+/// Run the calling (hashing) thread at [`HASH_NICENESS`]: hashing gets the CPU that proxied
+/// requests leave, so a login storm on a busy machine slows logins (then 503 `login_busy` once
+/// the queue is full) instead of every signed-in user's requests. An idle machine still hashes
+/// at full speed.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(err) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICENESS)
+    {
+        tracing::warn!(error = %err, "cannot lower the priority of a password hashing thread");
+    }
+}
+
 /// A dedicated pool of threads that verify password hashes, with a bounded queue in front.
 ///
 /// Hashing is memory- and CPU-hard on purpose; running it on these threads keeps it off the
@@ -298,6 +314,7 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("portcullis-hash-{n}"))
                 .spawn(move || {
+                    lower_priority();
                     let mut memory = Vec::new();
                     loop {
                         let job = match rx.lock() {
@@ -344,6 +361,34 @@ mod tests {
 
     fn argon2(algorithm: Algorithm, m: u32, t: u32) -> String {
         argon2_hash("pw", algorithm, Params::new(m, t, 1, None).unwrap())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_the_lowest_cpu_priority() {
+        let hasher = Hasher::new(2, 4);
+        let hash = argon2(Algorithm::Argon2id, 64, 1);
+        // Both threads have started once each has answered (the priority is set first).
+        let (a, b) = tokio::join!(
+            hasher.verify("pw".into(), hash.clone()),
+            hasher.verify("pw".into(), hash)
+        );
+        assert!(a.unwrap() && b.unwrap());
+        let mut seen = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if !comm.starts_with("portcullis-hash") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+            // Field 19 is the niceness; the fields after the parenthesized name start at 3.
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+            assert_eq!(nice, HASH_NICENESS, "{comm}");
+            seen += 1;
+        }
+        assert!(seen >= 2, "found {seen} hashing threads");
     }
 
     #[test]
