@@ -8,7 +8,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::support::{self, login, raw, RedisServer, Store, Upstream, ADMIN_PW, USER_PW};
+use crate::support::{
+    self, login, raw, ConfigOptions, RedisServer, Store, Upstream, ADMIN_PW, USER_PW,
+};
 
 /// Read from `stream` into `buf` until `buf[from..]` contains `needle`; returns the index just
 /// past it. Panics if the stream ends first or 10 s pass (a hang guard, not a timing claim).
@@ -209,7 +211,14 @@ async fn public_route_needs_no_session_and_never_carries_identity() {
 async fn optional_route_carries_identity_only_with_a_valid_session_and_survives_a_store_outage() {
     let mut redis = RedisServer::start();
     let upstream = Upstream::start().await;
-    let yaml = support::config_yaml(upstream.addr, Store::Redis(&redis), "").replace(
+    // The store path itself (cache off): with the session cache, a record read just before
+    // Redis goes away may serve until the cache learns of the outage, within cache_ttl (see
+    // session_cache::a_frozen_redis_empties_the_cache_and_requests_get_503).
+    let options = ConfigOptions {
+        session: "  cache_ttl: 0s\n",
+        ..ConfigOptions::default()
+    };
+    let yaml = support::config_yaml_with(upstream.addr, Store::Redis(&redis), &options).replace(
         "  rules:\n",
         "  rules:\n    - path: /me/\n      allow: optional\n",
     );
