@@ -14,7 +14,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A response with a JSON body.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let bytes = serde_json::to_vec(value).expect("a JSON value always serializes");
     let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
@@ -44,9 +44,18 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 
 /// The JSON error shape: `{"error": code, "message": text}`.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    /// Serialized straight from the two strings (no map built on the way).
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        error: &'a str,
+        message: &'a str,
+    }
     json(
         status,
-        &serde_json::json!({ "error": code, "message": message }),
+        &Error {
+            error: code,
+            message,
+        },
     )
 }
 

@@ -73,23 +73,26 @@ pub fn route(canonical_path: &str, own: OwnPaths<'_>) -> Route {
         ),
         (own.forward_auth, Route::ForwardAuth),
     ];
-    let lower = canonical_path.to_ascii_lowercase();
     let mut route = Route::Gateway;
     for (path, endpoint) in endpoints {
         let Some(path) = path else { continue };
         if canonical_path == path {
             return endpoint;
         }
-        let path = path.to_ascii_lowercase();
-        if lower == path
-            || lower
-                .strip_prefix(&path)
-                .is_some_and(|rest| rest.starts_with('/'))
-        {
+        if in_subtree_ignoring_case(canonical_path, path) {
             route = Route::Unknown;
         }
     }
     route
+}
+
+/// Whether `path` is `root` or under it, ASCII letters compared case-insensitively (without
+/// lower-casing copies: this runs for every reading of every request).
+fn in_subtree_ignoring_case(path: &str, root: &str) -> bool {
+    let (path, root) = (path.as_bytes(), root.as_bytes());
+    path.len() >= root.len()
+        && path[..root.len()].eq_ignore_ascii_case(root)
+        && (path.len() == root.len() || path[root.len()] == b'/')
 }
 
 /// The session API endpoint `canonical_path` names exactly, if any.
