@@ -40,6 +40,7 @@
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and the assertion's JWKS on the admin listener.
 //! - [`metrics`]: the Prometheus metrics and their text exposition; pure.
 //! - [`context`]: the per-request context the phases fill in, and the access log line.
+//! - [`log_output`]: log lines to stderr, gathered per connection worker while it is busy.
 //! - [`request_id`]: `X-Request-Id`, kept from trusted proxies or generated.
 //! - [`error`] and [`response`]: the one place errors become responses, and response builders.
 //! - [`state`]: the state shared by every request; [`reload`]: users, rules and secrets anew
@@ -65,6 +66,7 @@ pub mod framing;
 pub mod gateway;
 pub mod headers;
 pub mod identity;
+pub mod log_output;
 pub mod login_redirect;
 pub mod metrics;
 pub mod regulation;

@@ -159,7 +159,7 @@ fn init_tracing(log: &LogConfig) {
         .unwrap_or_else(|_| builder().parse_lossy(""));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(portcullis::log_output::Stderr);
     match log.format {
         // Colour only for a person at a terminal, never in files, pipes or container logs.
         LogFormat::Text => subscriber

@@ -228,38 +228,12 @@ impl Workers {
         let mut queues = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for worker in 0..count {
-            let (queue, mut handoffs) = mpsc::unbounded_channel::<Handoff>();
+            let (queue, handoffs) = mpsc::unbounded_channel::<Handoff>();
             let (state, tls, http) = (Arc::clone(state), tls.cloned(), http.clone());
-            let thread =
-                std::thread::Builder::new()
-                    .name(format!("portcullis-worker-{worker}"))
-                    .spawn(move || {
-                        let runtime = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .expect("cannot start a worker's Tokio runtime");
-                        runtime.block_on(async move {
-                        while let Some(handoff) = handoffs.recv().await {
-                            let Handoff { stream, peer, slot, watcher } = handoff;
-                            match TcpStream::from_std(stream) {
-                                Ok(stream) => serve_proxy(
-                                    stream,
-                                    peer,
-                                    slot,
-                                    tls.clone(),
-                                    &state,
-                                    &http,
-                                    watcher,
-                                    worker,
-                                ),
-                                Err(err) => {
-                                    tracing::warn!(error = %err, "cannot take over a connection");
-                                }
-                            }
-                        }
-                    });
-                    })
-                    .expect("cannot start a connection worker thread");
+            let thread = std::thread::Builder::new()
+                .name(format!("portcullis-worker-{worker}"))
+                .spawn(move || serve_handoffs(worker, handoffs, &state, tls.as_ref(), &http))
+                .expect("cannot start a connection worker thread");
             queues.push(queue);
             threads.push(thread);
         }
@@ -368,6 +342,49 @@ async fn accept_failed(err: std::io::Error) {
     // Usually EMFILE: back off briefly instead of spinning.
     tracing::warn!(error = %err, "accept failed");
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}
+
+/// A worker thread's life: serve the connections handed to it until its queue closes, then end
+/// what is left on its runtime.
+fn serve_handoffs(
+    worker: usize,
+    mut handoffs: mpsc::UnboundedReceiver<Handoff>,
+    state: &Arc<AppState>,
+    tls: Option<&Arc<ListenerTls>>,
+    http: &auto::Builder<TokioExecutor>,
+) {
+    // Log lines wait while the worker has work, and go out when it runs out.
+    crate::log_output::gather_on_this_thread();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(crate::log_output::flush)
+        .build()
+        .expect("cannot start a worker's Tokio runtime");
+    runtime.block_on(async {
+        while let Some(handoff) = handoffs.recv().await {
+            let Handoff {
+                stream,
+                peer,
+                slot,
+                watcher,
+            } = handoff;
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve_proxy(
+                    stream,
+                    peer,
+                    slot,
+                    tls.cloned(),
+                    state,
+                    http,
+                    watcher,
+                    worker,
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot take over a connection"),
+            }
+        }
+    });
+    drop(runtime);
+    crate::log_output::flush();
 }
 
 /// Serve one client connection in a task of the current (worker's) runtime.
