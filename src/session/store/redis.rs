@@ -8,9 +8,12 @@
 //! `MULTI` or any other cross-slot operation.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use redis::{Client, RedisError, Script, Value};
+use tokio::runtime::Handle;
 
 use super::{SessionStore, StoreError, StoreFuture};
 use crate::config::RedisConfig;
@@ -26,6 +29,8 @@ use topology::{Connection, Request};
 /// A Redis-backed [`SessionStore`].
 #[derive(Clone)]
 pub struct RedisStore {
+    /// The runtime the store was made in, where its connections are driven ([`AtHome`]).
+    home: Option<Handle>,
     conn: Connection,
     topology: &'static str,
     timeout: Duration,
@@ -104,6 +109,7 @@ impl RedisStore {
 
     fn with(conn: Connection, topology: &'static str, timeout: Duration) -> Self {
         Self {
+            home: Handle::try_current().ok(),
             conn,
             topology,
             timeout,
@@ -114,19 +120,43 @@ impl RedisStore {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        bounded(self.timeout, self.conn.send(Request::Cmd(&cmd))).await
+        self.bounded(self.conn.send(Request::Cmd(&cmd))).await
+    }
+
+    /// `query` under the command timeout, polled in the store's home runtime ([`AtHome`]).
+    async fn bounded<T>(
+        &self,
+        query: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        let query = AtHome {
+            home: self.home.clone(),
+            inner: Box::pin(query),
+        };
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if err.is_timeout() => Err(StoreError::Timeout),
+            Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
+            Err(_) => Err(StoreError::Timeout),
+        }
     }
 }
 
-async fn bounded<T>(
-    timeout: Duration,
-    query: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, query).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) if err.is_timeout() => Err(StoreError::Timeout),
-        Ok(Err(err)) => Err(StoreError::Unavailable(Box::new(err))),
-        Err(_) => Err(StoreError::Timeout),
+/// A future polled inside the store's home runtime (the one the store was made in): whatever
+/// the redis crate spawns or registers while polling it (a reconnection and the new connection's
+/// driver, a Sentinel look-up) lives there, not on the connection worker that happened to ask,
+/// where it would make every other worker's commands wait for that one thread.
+struct AtHome<F> {
+    home: Option<Handle>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for AtHome<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _home = this.home.as_ref().map(Handle::enter);
+        this.inner.as_mut().poll(cx)
     }
 }
 
@@ -181,7 +211,8 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let mut invocation = self.incr.key(key);
             invocation.arg(millis(window));
-            bounded(self.timeout, self.conn.send(Request::Script(&invocation))).await
+            self.bounded(self.conn.send(Request::Script(&invocation)))
+                .await
         })
     }
 
@@ -189,7 +220,7 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let invocation = self.decr.key(key);
             let query = self.conn.send::<i64>(Request::Script(&invocation));
-            bounded(self.timeout, query).await.map(drop)
+            self.bounded(query).await.map(drop)
         })
     }
 
@@ -234,7 +265,7 @@ impl SessionStore for RedisStore {
             let mut invocation = self.sorted_add.key(key);
             invocation.arg(score).arg(member).arg(millis(ttl));
             let query = self.conn.send::<i64>(Request::Script(&invocation));
-            bounded(self.timeout, query).await.map(drop)
+            self.bounded(query).await.map(drop)
         })
     }
 
