@@ -285,7 +285,9 @@ impl Workers {
         drop(queues);
         let joined = tokio::task::spawn_blocking(move || {
             for thread in threads {
-                let _ = thread.join();
+                if thread.join().is_err() {
+                    tracing::error!("a connection worker had panicked");
+                }
             }
         });
         let _ = tokio::time::timeout(TUNNEL_CLOSE_WAIT, joined).await;
@@ -383,7 +385,8 @@ fn serve_handoffs(
             }
         }
     });
-    drop(runtime);
+    // Blocking tasks left (a slow DNS look-up, say) get a moment, not a hold on the exit.
+    runtime.shutdown_timeout(TUNNEL_CLOSE_WAIT);
     crate::log_output::flush();
 }
 

@@ -110,7 +110,12 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         max_connections: count("max_connections", &raw.max_connections)?,
         workers: match raw.workers.as_str() {
             "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            text => count("workers", text)?,
+            text => match count("workers", text)? {
+                n if n > MAX_WORKERS => {
+                    return Err(invalid("workers", format!("at most {MAX_WORKERS}")))
+                }
+                n => n,
+            },
         },
     };
     let (cors, csrf) = browser::cors_and_csrf(&raw.cors, &raw.csrf)?;
@@ -238,6 +243,9 @@ fn boolean(key: &str, text: &str) -> Result<bool, ConfigError> {
 }
 
 /// A count that must be at least 1.
+/// Most connection worker threads (`workers`).
+const MAX_WORKERS: usize = 1024;
+
 fn count(key: &str, text: &str) -> Result<usize, ConfigError> {
     match text.parse::<usize>() {
         Ok(0) => Err(invalid(key, "must be at least 1")),

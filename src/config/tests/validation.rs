@@ -566,7 +566,8 @@ fn workers_is_auto_by_default_a_count_otherwise() {
     assert_eq!(load_ok(&base("")).server.workers, cpus);
     assert_eq!(load_ok(&base("workers: auto\n")).server.workers, cpus);
     assert_eq!(load_ok(&base("workers: 3\n")).server.workers, 3);
-    for bad in ["0", "-1", "two", "1.5"] {
+    assert_eq!(load_ok(&base("workers: 1024\n")).server.workers, 1024);
+    for bad in ["0", "-1", "two", "1.5", "1025"] {
         assert_eq!(
             err_key(&base(&format!("workers: \"{bad}\"\n"))),
             "workers",
