@@ -5,18 +5,58 @@
 //! Every proxied request writes an access line; written one by one they were a fifth of the
 //! CPU time of a refused request (a system call each). Gathered, a busy worker pays one system
 //! call for dozens of lines, and an idle one still writes each line as soon as its request is
-//! done, since the worker goes idle right after. A line never waits longer than the worker's
-//! current stretch of work.
+//! done, since the worker goes idle right after. A line waits at most [`MAX_WAIT`] (checked
+//! when the next line comes) or until the worker is idle, and a thread that ends (a panic
+//! included) writes what it had. Lines of different threads may come out of timestamp order.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 /// A thread's waiting lines are written once they reach this many bytes.
 pub const FLUSH_AT: usize = 16 * 1024;
+/// ... or once the oldest has waited this long.
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// A thread's waiting lines.
+struct Waiting {
+    buffer: Vec<u8>,
+    /// When the oldest waiting line came.
+    since: Option<Instant>,
+}
+
+impl Waiting {
+    fn push(&mut self, line: &[u8]) -> io::Result<()> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        self.buffer.extend_from_slice(line);
+        if self.buffer.len() >= FLUSH_AT || since.elapsed() >= MAX_WAIT {
+            self.write_out()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Write the waiting lines to stderr in one go.
+    fn write_out(&mut self) -> io::Result<()> {
+        self.since = None;
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let result = io::stderr().write_all(&self.buffer);
+        self.buffer.clear();
+        result
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let _ = self.write_out();
+    }
+}
 
 thread_local! {
     /// The calling thread's waiting lines, when it gathers them.
-    static WAITING: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    static WAITING: RefCell<Option<Waiting>> = const { RefCell::new(None) };
 }
 
 /// The log writer for `tracing_subscriber::fmt`: stderr, through the thread's gathered lines
@@ -47,13 +87,7 @@ impl Write for Line {
             let Ok(mut waiting) = waiting.try_borrow_mut() else {
                 return None;
             };
-            let buffer = waiting.as_mut()?;
-            buffer.extend_from_slice(data);
-            Some(if buffer.len() >= FLUSH_AT {
-                write_out(buffer)
-            } else {
-                Ok(())
-            })
+            Some(waiting.as_mut()?.push(data))
         });
         gathered.unwrap_or_else(|| io::stderr().write_all(data))
     }
@@ -66,28 +100,23 @@ impl Write for Line {
 /// Make the calling thread gather its log lines until [`flush`] (a connection worker calls
 /// this once, and [`flush`] each time it runs out of work).
 pub fn gather_on_this_thread() {
-    WAITING.with(|waiting| *waiting.borrow_mut() = Some(Vec::with_capacity(FLUSH_AT)));
+    WAITING.with(|waiting| {
+        *waiting.borrow_mut() = Some(Waiting {
+            buffer: Vec::with_capacity(FLUSH_AT),
+            since: None,
+        });
+    });
 }
 
 /// Write out the lines the calling thread has gathered.
 pub fn flush() {
     WAITING.with(|waiting| {
         if let Ok(mut waiting) = waiting.try_borrow_mut() {
-            if let Some(buffer) = waiting.as_mut() {
-                let _ = write_out(buffer);
+            if let Some(waiting) = waiting.as_mut() {
+                let _ = waiting.write_out();
             }
         }
     });
-}
-
-/// Write `buffer` to stderr in one go and empty it.
-fn write_out(buffer: &mut Vec<u8>) -> io::Result<()> {
-    if buffer.is_empty() {
-        return Ok(());
-    }
-    let result = io::stderr().write_all(buffer);
-    buffer.clear();
-    result
 }
 
 #[cfg(test)]
@@ -95,7 +124,7 @@ mod tests {
     use super::*;
 
     fn waiting() -> Option<Vec<u8>> {
-        WAITING.with(|waiting| waiting.borrow().clone())
+        WAITING.with(|waiting| waiting.borrow().as_ref().map(|w| w.buffer.clone()))
     }
 
     #[test]
@@ -120,6 +149,16 @@ mod tests {
             let long = vec![b'x'; FLUSH_AT];
             Line.write_all(&long).unwrap();
             assert_eq!(waiting().unwrap(), b"", "a full buffer is written at once");
+            Line.write_all(b"old\n").unwrap();
+            WAITING.with(|waiting| {
+                waiting.borrow_mut().as_mut().unwrap().since = Some(Instant::now() - MAX_WAIT);
+            });
+            Line.write_all(b"new\n").unwrap();
+            assert_eq!(
+                waiting().unwrap(),
+                b"",
+                "a line that waited MAX_WAIT goes out with the next"
+            );
         })
         .join()
         .unwrap();
