@@ -3,7 +3,7 @@
 # Builds the release binary, installs what is missing (redis-server, redis-cli and nginx from the
 # OS packages, oha with cargo), then runs bench/bench.py, which starts everything on free
 # 127.0.0.1 ports, runs bounded oha loads and prints the table. Arguments go to bench.py
-# (`bash bench/run.sh --help`). Takes about 10 minutes with the defaults.
+# (`bash bench/run.sh --help`). Takes about 9 minutes with the defaults, after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
