@@ -102,6 +102,39 @@ impl RedisSentinel {
         )
     }
 
+    /// The data node every running sentinel names as primary, once they agree: after a
+    /// failover the sentinel that led it knows at once, the others learn it from its hello
+    /// messages (every 2 s). Panics if they still disagree after 10 s.
+    pub fn agreed_primary(&self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let named: Vec<Option<u16>> = self
+                .sentinels
+                .iter()
+                .filter(|s| s.is_running())
+                .map(|s| {
+                    s.try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])
+                        .ok()
+                        .and_then(|(_, port): (String, String)| port.parse().ok())
+                })
+                .collect();
+            if let Some(Some(port)) = named.first() {
+                if named.iter().all(|n| n == &Some(*port)) {
+                    return self
+                        .nodes
+                        .iter()
+                        .position(|n| n.port == *port)
+                        .expect("one of the data nodes");
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sentinels do not agree on a primary: {named:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// The data node the sentinels currently name as primary.
     pub fn primary(&self) -> usize {
         let (_, port): (String, String) = self
