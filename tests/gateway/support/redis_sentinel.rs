@@ -106,50 +106,48 @@ impl RedisSentinel {
     /// failover the sentinel that led it knows at once, the others learn it from its hello
     /// messages (every 2 s). Panics if they still disagree after 10 s.
     pub fn agreed_primary(&self) -> usize {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let named: Vec<Option<u16>> = self
-                .sentinels
-                .iter()
-                .filter(|s| s.is_running())
-                .map(|s| {
-                    s.try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])
-                        .ok()
-                        .and_then(|(_, port): (String, String)| port.parse().ok())
-                })
-                .collect();
+            let named: Vec<Option<u16>> = self.running_sentinels().map(named_primary).collect();
             if let Some(Some(port)) = named.first() {
                 if named.iter().all(|n| n == &Some(*port)) {
-                    return self
-                        .nodes
-                        .iter()
-                        .position(|n| n.port == *port)
-                        .expect("one of the data nodes");
+                    return self.node_on(*port);
                 }
             }
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "the sentinels do not agree on a primary: {named:?}"
             );
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// The data node the sentinels currently name as primary.
     pub fn primary(&self) -> usize {
-        let (_, port): (String, String) = self
-            .sentinels
-            .iter()
-            .filter(|s| s.is_running())
-            .find_map(|s| {
-                s.try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])
-                    .ok()
-            })
+        let port = self
+            .running_sentinels()
+            .find_map(named_primary)
             .expect("a sentinel names the primary");
-        let port: u16 = port.parse().unwrap();
+        self.node_on(port)
+    }
+
+    fn running_sentinels(&self) -> impl Iterator<Item = &RedisServer> {
+        self.sentinels.iter().filter(|s| s.is_running())
+    }
+
+    /// The index of the data node listening on `port`.
+    fn node_on(&self, port: u16) -> usize {
         self.nodes
             .iter()
             .position(|n| n.port == port)
             .expect("one of the data nodes")
     }
+}
+
+/// The port of the primary `sentinel` names, if it answers.
+fn named_primary(sentinel: &RedisServer) -> Option<u16> {
+    let (_, port): (String, String) = sentinel
+        .try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])
+        .ok()?;
+    port.parse().ok()
 }
