@@ -364,25 +364,7 @@ fn serve_handoffs(
         .expect("cannot start a worker's Tokio runtime");
     runtime.block_on(async {
         while let Some(handoff) = handoffs.recv().await {
-            let Handoff {
-                stream,
-                peer,
-                slot,
-                watcher,
-            } = handoff;
-            match TcpStream::from_std(stream) {
-                Ok(stream) => serve_proxy(
-                    stream,
-                    peer,
-                    slot,
-                    tls.cloned(),
-                    state,
-                    http,
-                    watcher,
-                    worker,
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot take over a connection"),
-            }
+            serve_proxy(handoff, tls.cloned(), state, http, worker);
         }
     });
     // Blocking tasks left (a slow DNS look-up, say) get a moment, not a hold on the exit.
@@ -391,17 +373,23 @@ fn serve_handoffs(
 }
 
 /// Serve one client connection in a task of the current (worker's) runtime.
-#[allow(clippy::too_many_arguments)]
 fn serve_proxy(
-    stream: TcpStream,
-    peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    handoff: Handoff,
     tls: Option<Arc<ListenerTls>>,
     state: &Arc<AppState>,
     http: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
     worker: usize,
 ) {
+    let Handoff {
+        stream,
+        peer,
+        slot,
+        watcher,
+    } = handoff;
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(err) => return tracing::warn!(error = %err, "cannot take over a connection"),
+    };
     let _ = stream.set_nodelay(true);
     let state = Arc::clone(state);
     let http = http.clone();
